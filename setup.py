@@ -1,0 +1,42 @@
+"""Packaging for s3po: the metadata lives here; pyproject.toml names the build backend."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "s3po" / "__init__.py").read_text(), re.M
+).group(1)
+
+setup(
+    name="s3po",
+    version=VERSION,
+    description="Your friendly neighborhood S3 helper: fast, safe, testable S3 from synchronous Python",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["s3po", "s3po.*"]),
+    package_data={"s3po": ["py.typed"]},
+    install_requires=[
+        "boto3>=1.36",
+        "botocore>=1.36",
+        "gevent>=23.9",
+    ],
+    extras_require={
+        "mock": ["moto>=5.0"],
+        "test": [
+            "moto[server]>=5.0",
+            "pytest>=7",
+            "pytest-cov>=4",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Topic :: System :: Archiving",
+        "Typing :: Typed",
+    ],
+)
