@@ -1,0 +1,86 @@
+"""The only place that builds a boto3 S3 client and its botocore Config."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import boto3
+from botocore.config import Config
+
+__all__ = ["build_client", "client_config"]
+
+# Keywords of boto3's Session.client that s3po passes through unchanged.
+CLIENT_KEYWORDS = frozenset(
+    {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "config",
+        "endpoint_url",
+        "region_name",
+        "use_ssl",
+        "verify",
+        "api_version",
+        "aws_account_id",
+    }
+)
+
+_CHECKSUM_ENV = {
+    "request_checksum_calculation": "AWS_REQUEST_CHECKSUM_CALCULATION",
+    "response_checksum_validation": "AWS_RESPONSE_CHECKSUM_VALIDATION",
+}
+
+
+def client_config(user_config: Optional[Config], max_connections: int) -> Config:
+    """s3po's botocore Config, with the user's settings layered on top.
+
+    - Retries: botocore sends each request exactly once (``total_max_attempts=1``; its
+      ``max_attempts=1`` would still send two). s3po's RetryPolicy does all retrying,
+      so the two layers never multiply. A user's ``retries`` setting is overridden for
+      that reason; use ``Connection(retries=...)`` instead.
+    - Checksums: boto3 >= 1.36 sends CRC checksums on every upload by default, which
+      many S3-compatible stores reject. s3po asks for them only when an operation
+      requires one (``when_required``) and checks integrity itself with MD5 and ETags.
+      A Config or environment variable that sets either knob wins.
+    - Connection pool: at least ``max_connections``, so concurrent calls never see
+      "Connection pool is full" nor pay for new handshakes.
+    """
+    if user_config is not None and not isinstance(user_config, Config):
+        raise TypeError(f"config must be a botocore.config.Config, not {type(user_config).__name__}")
+    user_options = dict(getattr(user_config, "_user_provided_options", {}) or {})
+    options: dict[str, Any] = {}
+    for option, env_var in _CHECKSUM_ENV.items():
+        if option not in user_options and not os.environ.get(env_var):
+            options[option] = "when_required"
+    merged = Config(**options)
+    if user_config is not None:
+        merged = merged.merge(user_config)
+    pool = max(max_connections, user_options.get("max_pool_connections") or 0)
+    return merged.merge(
+        Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=pool,
+        )
+    )
+
+
+def build_client(
+    session: Optional[boto3.session.Session],
+    max_connections: int,
+    client_kwargs: dict[str, Any],
+):
+    """A boto3 S3 client for ``session`` (default: boto3's credential chain)."""
+    unknown = set(client_kwargs) - CLIENT_KEYWORDS
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
+            f"Connection passes only boto3 client keywords: {', '.join(sorted(CLIENT_KEYWORDS))}"
+        )
+    kwargs = dict(client_kwargs)
+    config = client_config(kwargs.pop("config", None), max_connections)
+    if session is None:
+        # A fresh Session, not boto3's module-level default: Sessions are not safe to
+        # share between threads while clients are being created.
+        session = boto3.session.Session()
+    return session.client("s3", config=config, **kwargs)

@@ -1,0 +1,177 @@
+"""gzip and deflate, both ways, streaming; the one place that decides the codec.
+
+"deflate" follows HTTP: a zlib stream (RFC 1950). Decoding also accepts raw deflate,
+which some servers send under that name, and gzip files of several members.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import tempfile
+import zlib
+from typing import BinaryIO, Callable, Iterator, Optional
+
+__all__ = [
+    "CODECS",
+    "CorruptBody",
+    "Decoder",
+    "check_codec",
+    "codec_of",
+    "compress_bytes",
+    "compress_stream",
+]
+
+CODECS = ("deflate", "gzip")
+MiB = 1024 * 1024
+CHUNK = 256 * 1024
+# Compressed output up to this size stays in memory; past it, it spools to disk.
+SPOOL_THRESHOLD = 8 * MiB
+
+_ALIASES = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
+
+
+class CorruptBody(Exception):
+    """A compressed body that does not decode (damaged, or cut short)."""
+
+
+def check_codec(compress: Optional[str]) -> Optional[str]:
+    """Validate the ``compress=`` argument; ValueError names what is supported."""
+    if compress is None:
+        return None
+    if compress not in CODECS:
+        raise ValueError(
+            f"unsupported compression {compress!r}; supported: {', '.join(repr(c) for c in CODECS)}"
+        )
+    return compress
+
+
+def codec_of(content_encoding: Optional[str]) -> Optional[str]:
+    """The codec that decodes a stored Content-Encoding, or None to leave bytes alone."""
+    if not content_encoding:
+        return None
+    return _ALIASES.get(content_encoding.strip().lower())
+
+
+def _compressor(codec: str):
+    # mtime=0 keeps gzip output reproducible: the same input gives the same ETag.
+    if codec == "gzip":
+        return zlib.compressobj(6, zlib.DEFLATED, 31)
+    return zlib.compressobj(6, zlib.DEFLATED, 15)
+
+
+def compress_bytes(data: bytes, codec: str) -> bytes:
+    if codec == "gzip":
+        return gzip.compress(data, compresslevel=6, mtime=0)
+    return zlib.compress(data, 6)
+
+
+class CompressedSpool:
+    """Compressed bytes in a spooled temporary file, with their size and MD5."""
+
+    def __init__(self, fileobj: BinaryIO, size: int, md5: "hashlib._Hash") -> None:
+        self.file = fileobj
+        self.size = size
+        self.md5 = md5
+
+
+def compress_stream(read: Callable[[int], bytes], codec: str) -> CompressedSpool:
+    """Compress everything ``read`` returns, in chunks, into a spooled temporary file.
+
+    Memory stays bounded whatever the input's size: past SPOOL_THRESHOLD the output
+    lives on disk. The file is returned rewound; its owner closes it.
+    """
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD, prefix="s3po-")
+    md5 = hashlib.md5()
+    size = 0
+    compressor = _compressor(codec)
+    try:
+        while True:
+            chunk = read(CHUNK)
+            if isinstance(chunk, str):
+                chunk = chunk.encode("utf-8")
+            if not chunk:
+                break
+            out = compressor.compress(chunk)
+            if out:
+                spool.write(out)
+                md5.update(out)
+                size += len(out)
+        out = compressor.flush()
+        spool.write(out)
+        md5.update(out)
+        size += len(out)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return CompressedSpool(spool, size, md5)
+
+
+class Decoder:
+    """Streaming decoder: ``feed`` compressed bytes, get bounded chunks of output.
+
+    ``finish`` raises CorruptBody when the stream stopped before its end. Each output
+    chunk is at most CHUNK bytes, so a small body that inflates hugely (a "zip bomb")
+    never sits in memory whole.
+    """
+
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+        self._inflater: Optional["zlib._Decompress"] = None
+        if codec == "gzip":
+            self._inflater = zlib.decompressobj(31)
+        self._ended = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        try:
+            yield from self._feed(data)
+        except zlib.error as exc:
+            raise CorruptBody(f"{self.codec} body does not decode: {exc}") from exc
+
+    def _feed(self, data: bytes) -> Iterator[bytes]:
+        if self._inflater is None:
+            if not data:
+                return
+            self._inflater = zlib.decompressobj(15 if _looks_like_zlib(data) else -15)
+        while True:
+            if self._inflater.eof:
+                data = self._next_member(data)
+                if not data:
+                    return
+            out = self._inflater.decompress(data, CHUNK)
+            if out:
+                yield out
+            if self._inflater.eof:
+                data = self._inflater.unused_data
+            else:
+                data = self._inflater.unconsumed_tail
+                # A full chunk may leave output pending inside zlib even when all the
+                # input was taken: ask again until a short chunk says it is drained.
+                if not data and len(out) < CHUNK:
+                    return
+
+    def _next_member(self, data: bytes) -> bytes:
+        # A gzip file may hold several members back to back (gzip a b > ab.gz);
+        # zero padding after the last one is tolerated, as gzip(1) does.
+        if self.codec == "gzip" and data.startswith(b"\x1f\x8b"):
+            self._inflater = zlib.decompressobj(31)
+            return data
+        if not data.strip(b"\x00"):
+            return b""
+        raise CorruptBody(f"{self.codec} body has {len(data)} unexpected bytes after its end")
+
+    def finish(self) -> None:
+        if self._inflater is None:
+            # An empty body is an empty object stored with a Content-Encoding header;
+            # there is nothing to decode.
+            return
+        if not self._inflater.eof:
+            raise CorruptBody(f"{self.codec} body ends before the end of its compressed stream")
+
+
+def _looks_like_zlib(data: bytes) -> bool:
+    if len(data) < 2:
+        return True
+    cmf, flg = data[0], data[1]
+    return cmf & 0x0F == 8 and (cmf * 256 + flg) % 31 == 0

@@ -1,0 +1,518 @@
+"""Connection: the single-call API over one boto3 S3 client."""
+
+from __future__ import annotations
+
+import heapq
+import io
+import logging
+import os
+import secrets
+import warnings
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Optional, TypeVar
+
+from botocore.exceptions import ClientError
+
+from . import _client
+from .arguments import check_bucket, check_key, check_path, check_positive_int, check_prefix
+from .compression import check_codec
+from .errors import (
+    ChecksumMismatch,
+    DeleteException,
+    DownloadException,
+    NotFound,
+    S3POException,
+    UploadException,
+    error_code,
+    http_status,
+    s3_url,
+    translate,
+)
+from .headers import guess_content_type, to_put_params
+from .integrity import verify_upload_etag
+from .payload import check_data, prepare
+from .receive import Destination, receive
+from .records import Key, from_head, from_listing, strip_etag
+from .retry import RetryPolicy, check_retries
+from .stream import ObjectStream, open_stream
+
+__all__ = ["Connection", "MiB"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
+MAX_PART_SIZE = 5 * GiB
+DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys a request
+
+
+class Connection:
+    """A connection to S3 (or any S3-compatible store) with retries and integrity checks.
+
+    ``session`` is a boto3 Session (default: a new one, which follows boto3's usual
+    credential chain). Any boto3 client keyword (``endpoint_url``, ``region_name``,
+    ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``, ``config``)
+    passes through. The client is built once and shared by every call: ``conn.conn``.
+    """
+
+    def __init__(
+        self,
+        session: Any = None,
+        *,
+        retries: int = 3,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 20.0,
+        multipart_threshold: int = 10 * MiB,
+        part_size: Optional[int] = None,
+        workers: int = 8,
+        max_connections: int = 64,
+        verify_etag: bool = True,
+        **client_kwargs: Any,
+    ) -> None:
+        self.retry_policy = RetryPolicy(retries, backoff_base, backoff_cap)
+        self.multipart_threshold = check_positive_int("multipart_threshold", multipart_threshold, MIN_PART_SIZE)
+        if part_size is not None:
+            check_positive_int("part_size", part_size, MIN_PART_SIZE)
+            if part_size > MAX_PART_SIZE:
+                raise ValueError(f"part_size must be at most 5 GiB ({MAX_PART_SIZE} bytes), not {part_size!r}")
+        self.part_size = part_size
+        self.workers = check_positive_int("workers", workers)
+        self.max_connections = check_positive_int("max_connections", max_connections)
+        if not isinstance(verify_etag, bool):
+            raise TypeError(f"verify_etag must be True or False, not {verify_etag!r}")
+        self.verify_etag = verify_etag
+        self.conn = _client.build_client(session, max_connections, client_kwargs)
+
+    def __repr__(self) -> str:
+        # Only where the client points: credentials never appear here.
+        meta = self.conn.meta
+        return f"<s3po.Connection endpoint={meta.endpoint_url!r} region={meta.region_name!r}>"
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _policy(self, retries: Optional[int]) -> RetryPolicy:
+        if retries is not None:
+            check_retries(retries)
+        return self.retry_policy.with_retries(retries)
+
+    def _run(
+        self,
+        operation: str,
+        error_class: type[S3POException],
+        bucket: str,
+        key: Optional[str],
+        attempt: Callable[[], T],
+        retries: Optional[int] = None,
+        on_retry: Optional[Callable[[], None]] = None,
+    ) -> T:
+        """One S3 call with the retry policy; every failure leaves as an s3po error."""
+        policy = self._policy(retries)
+        try:
+            return policy.call(attempt, what=f"{operation} {s3_url(bucket, key)}", on_retry=on_retry)
+        except S3POException:
+            raise
+        except Exception as exc:
+            raise translate(exc, error_class, operation, bucket, key) from exc
+
+    # -- uploads -------------------------------------------------------------------
+
+    def upload(
+        self,
+        bucket: str,
+        key: str,
+        data: Any,
+        headers: Optional[Mapping[str, Any]] = None,
+        compress: Optional[str] = None,
+        retries: Optional[int] = None,
+    ) -> Key:
+        """Store ``data`` (str, bytes-like or a binary/text file object) at bucket/key.
+
+        The MD5 of the bytes sent goes out as Content-MD5 and is compared with the
+        ETag that comes back (where that ETag is an MD5); a mismatch is retried. With
+        ``compress='gzip'`` or ``'deflate'`` the body is compressed (streaming, for
+        files) and Content-Encoding is set. Returns the stored object's Key.
+        """
+        check_bucket(bucket)
+        check_key(key)
+        check_data(data)
+        codec = check_codec(compress)
+        params = to_put_params(headers)
+        self._policy(retries)
+        if codec:
+            declared = params.get("ContentEncoding")
+            if declared and declared.strip().lower() != codec:
+                raise ValueError(f"headers set Content-Encoding {declared!r} but compress={codec!r}")
+            params["ContentEncoding"] = codec
+        if "ContentType" not in params:
+            guessed = guess_content_type(key)
+            if guessed:
+                params["ContentType"] = guessed
+        with prepare(data, codec) as payload:
+
+            def attempt() -> Key:
+                response = self.conn.put_object(
+                    Bucket=bucket, Key=key, Body=payload.body, ContentMD5=payload.content_md5, **params
+                )
+                etag = strip_etag(response.get("ETag"))
+                if self.verify_etag:
+                    try:
+                        verify_upload_etag(payload.md5_hex, etag, response)
+                    except ChecksumMismatch as exc:
+                        exc.version_id = response.get("VersionId")  # type: ignore[attr-defined]
+                        raise
+                return Key(bucket, key, size=payload.size, etag=etag, version_id=response.get("VersionId"))
+
+            try:
+                return self._run("upload", UploadException, bucket, key, attempt, retries, payload.rewind)
+            except UploadException as exc:
+                if isinstance(exc.__cause__, ChecksumMismatch):
+                    self._remove_corrupt(bucket, key, getattr(exc.__cause__, "version_id", None))
+                raise
+
+    def _remove_corrupt(self, bucket: str, key: str, version_id: Optional[str]) -> None:
+        """Delete what a failed upload stored damaged, so no wrong bytes stay behind."""
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            self.conn.delete_object(Bucket=bucket, Key=key, **extra)
+        except Exception as exc:
+            logger.warning("upload %s: could not remove the damaged object: %s", s3_url(bucket, key), exc)
+
+    def upload_file(
+        self,
+        bucket: str,
+        key: str,
+        path: Any,
+        headers: Optional[Mapping[str, Any]] = None,
+        compress: Optional[str] = None,
+        retries: Optional[int] = None,
+        delete: bool = False,
+    ) -> Key:
+        """Upload the file at ``path``; ``delete=True`` removes it once the upload is confirmed."""
+        path = check_path(path)
+        check_bucket(bucket)
+        check_key(key)
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"cannot upload {path!r}: it is a directory")
+        with open(path, "rb") as fobj:
+            result = self.upload(bucket, key, fobj, headers=headers, compress=compress, retries=retries)
+        if delete:
+            os.remove(path)
+        return result
+
+    # -- downloads -----------------------------------------------------------------
+
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        fobj: Optional[BinaryIO] = None,
+        retries: Optional[int] = None,
+        decompress: bool = True,
+    ) -> Optional[bytes]:
+        """The object's bytes, or None after writing them into the binary file ``fobj``.
+
+        Objects stored with Content-Encoding gzip or deflate are decompressed unless
+        ``decompress=False``. Size and MD5 are verified; a retry never duplicates
+        bytes in ``fobj``, and a failure leaves it as it was.
+        """
+        check_bucket(bucket)
+        check_key(key)
+        self._policy(retries)
+        if fobj is not None:
+            if isinstance(fobj, io.TextIOBase):
+                raise TypeError("fobj must be opened in binary mode ('wb'), not text mode")
+            if not callable(getattr(fobj, "write", None)):
+                raise TypeError(f"fobj must be a binary file object with write(), not {type(fobj).__name__}")
+        dest = Destination(fobj)
+
+        def attempt() -> None:
+            response = self.conn.get_object(Bucket=bucket, Key=key)
+            receive(response, dest, decompress)
+
+        try:
+            self._run("download", DownloadException, bucket, key, attempt, retries, dest.reset)
+        except BaseException:
+            dest.discard()
+            raise
+        return dest.commit()
+
+    def download_file(
+        self,
+        bucket: str,
+        key: str,
+        path: Any,
+        retries: Optional[int] = None,
+        decompress: bool = True,
+    ) -> None:
+        """Download into the file at ``path``, atomically.
+
+        Bytes go to a temporary file beside ``path`` that is renamed into place once
+        verified. On any failure nothing is left at ``path`` (an existing file there is
+        untouched), no temporary file remains, and folders this call created are removed.
+        """
+        path = check_path(path)
+        check_bucket(bucket)
+        check_key(key)
+        self._policy(retries)
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"cannot download to {path!r}: it is a directory")
+        folder, name = os.path.split(os.path.abspath(path))
+        created = _make_folders(folder)
+        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.s3po-part")
+        try:
+            # os.open honours the umask, so the final file gets the usual permissions.
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "wb") as fobj:
+                self.download(bucket, key, fobj, retries=retries, decompress=decompress)
+            os.replace(temporary, path)
+        except BaseException:
+            _remove_quietly(temporary)
+            for made in reversed(created):
+                try:
+                    os.rmdir(made)
+                except OSError:
+                    break
+            raise
+
+    def open(
+        self, bucket: str, key: str, decompress: bool = True, retries: Optional[int] = None
+    ) -> ObjectStream:
+        """A read-only binary stream of the object, decompressed like ``download``.
+
+        A connection that breaks mid-stream resumes with a Range request pinned to the
+        ETag (each resume spends a retry); size and MD5 are checked at the end.
+        """
+        check_bucket(bucket)
+        check_key(key)
+        return open_stream(self.conn, bucket, key, self._policy(retries), decompress)
+
+    # -- listing and metadata --------------------------------------------------------
+
+    def list(self, bucket: str, prefix: str = "", delimiter: Optional[str] = None) -> Iterator[str]:
+        """Key names under ``prefix``, lazily, across all pages.
+
+        With a ``delimiter``, yields the keys at that level and the common prefixes
+        (which end with the delimiter), merged in S3's order (UTF-8 bytes).
+        """
+        check_bucket(bucket)
+        check_prefix(prefix)
+        if delimiter is not None:
+            check_prefix(delimiter, "delimiter")
+            if not delimiter:
+                raise ValueError("delimiter must not be empty (use None for no delimiter)")
+        return self._list_names(bucket, prefix, delimiter)
+
+    def _list_names(self, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[str]:
+        for page in self._pages(bucket, prefix, delimiter):
+            keys = [entry["Key"] for entry in page.get("Contents", ())]
+            if delimiter is None:
+                yield from keys
+            else:
+                prefixes = [entry["Prefix"] for entry in page.get("CommonPrefixes", ())]
+                yield from heapq.merge(keys, prefixes, key=_utf8)
+
+    def objects(self, bucket: str, prefix: str = "") -> Iterator[Key]:
+        """Key records (size, etag, last_modified, storage_class) under ``prefix``, lazily."""
+        check_bucket(bucket)
+        check_prefix(prefix)
+        return (from_listing(bucket, entry) for page in self._pages(bucket, prefix, None)
+                for entry in page.get("Contents", ()))
+
+    def _pages(self, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[Mapping[str, Any]]:
+        request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if delimiter is not None:
+            request["Delimiter"] = delimiter
+        while True:
+            page = self._run(
+                "list", DownloadException, bucket, prefix, lambda: self.conn.list_objects_v2(**request)
+            )
+            yield page
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            request["ContinuationToken"] = token
+
+    def head(self, bucket: str, key: str) -> Key:
+        """The object's Key record, with content_type, content_encoding and metadata."""
+        check_bucket(bucket)
+        check_key(key)
+        response = self._run(
+            "head", DownloadException, bucket, key, lambda: self.conn.head_object(Bucket=bucket, Key=key)
+        )
+        return from_head(bucket, key, response)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        """True if the object exists; False on a 404 (missing key or bucket alike)."""
+        try:
+            self.head(bucket, key)
+        except NotFound:
+            return False
+        return True
+
+    # -- deleting, copying, buckets -----------------------------------------------------
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete one object; deleting a missing key succeeds, as on S3."""
+        check_bucket(bucket)
+        check_key(key)
+        self._run("delete", DeleteException, bucket, key, lambda: self.conn.delete_object(Bucket=bucket, Key=key))
+
+    def delete_many(self, bucket: str, keys: Iterable[str]) -> int:
+        """Delete ``keys`` with DeleteObjects, 1,000 a request; returns how many S3 reported deleted.
+
+        S3 counts keys that did not exist as deleted. Keys S3 refused are listed in the
+        DeleteException raised once every chunk has been tried.
+        """
+        check_bucket(bucket)
+        if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
+            raise TypeError("keys must be an iterable of key names (a list, not a single str)")
+        keys = [check_key(key) for key in keys]
+        return self._delete_chunks(bucket, None, _chunks(iter(keys), DELETE_BATCH))
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many S3 reported deleted."""
+        check_bucket(bucket)
+        check_prefix(prefix)
+        return self._delete_chunks(bucket, prefix, _chunks(self._list_names(bucket, prefix, None), DELETE_BATCH))
+
+    def _delete_chunks(self, bucket: str, prefix: Optional[str], chunks: Iterator[list]) -> int:
+        deleted = 0
+        refused: list[tuple[str, str, str]] = []
+        for chunk in chunks:
+            request = {"Objects": [{"Key": key} for key in chunk], "Quiet": False}
+            response = self._run(
+                "delete", DeleteException, bucket, prefix,
+                lambda request=request: self.conn.delete_objects(Bucket=bucket, Delete=request),
+            )
+            deleted += len(response.get("Deleted", ()))
+            refused += [(e.get("Key"), e.get("Code"), e.get("Message")) for e in response.get("Errors", ())]
+        if refused:
+            shown = ", ".join(f"{key} ({code})" for key, code, _ in refused[:10])
+            more = f" and {len(refused) - 10} more" if len(refused) > 10 else ""
+            error = DeleteException(
+                f"delete {s3_url(bucket, prefix)}: S3 refused {len(refused)} key(s): {shown}{more}",
+                bucket=bucket, key=prefix, code=refused[0][1], operation="delete", failed=refused,
+            )
+            error.deleted = deleted  # type: ignore[attr-defined]
+            raise error
+        return deleted
+
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str,
+             retries: Optional[int] = None) -> Key:
+        """Copy an object server-side; returns the new object's Key."""
+        for bucket, key in ((src_bucket, src_key), (dst_bucket, dst_key)):
+            check_bucket(bucket)
+            check_key(key)
+        source = {"Bucket": src_bucket, "Key": src_key}
+
+        def attempt() -> Key:
+            response = self.conn.copy_object(CopySource=source, Bucket=dst_bucket, Key=dst_key)
+            result = response.get("CopyObjectResult", {})
+            return Key(dst_bucket, dst_key, etag=strip_etag(result.get("ETag")),
+                       last_modified=result.get("LastModified"), version_id=response.get("VersionId"))
+
+        try:
+            return self._run("copy", UploadException, dst_bucket, dst_key, attempt, retries)
+        except UploadException as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket", "404"):
+                raise NotFound(
+                    f"copy {s3_url(src_bucket, src_key)} -> {s3_url(dst_bucket, dst_key)} failed: "
+                    f"{exc.code}", bucket=src_bucket, key=src_key, code=exc.code, operation="copy",
+                ) from exc.__cause__
+            raise
+
+    def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` in the client's region; a bucket you already own is fine."""
+        check_bucket(bucket)
+        request: dict[str, Any] = {"Bucket": bucket}
+        region = self.conn.meta.region_name
+        if region and region != "us-east-1":
+            # us-east-1 is the one region that refuses an explicit LocationConstraint.
+            request["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self._run("create_bucket", S3POException, bucket, None, lambda: self.conn.create_bucket(**request))
+        except S3POException as exc:
+            if exc.code != "BucketAlreadyOwnedByYou":
+                raise
+
+    # -- testing -----------------------------------------------------------------------
+
+    def mock(self, buckets: Iterable[str] = ()):
+        """Route this connection's calls to moto's in-memory S3 (a context manager)."""
+        from .mock import MockS3
+
+        return MockS3(self, buckets)
+
+    # -- names of earlier s3po releases ------------------------------------------------
+
+    def uploadString(self, bucket: str, key: str, data: Any, *args: Any, **kwargs: Any) -> Key:
+        """Deprecated: use ``upload``."""
+        _deprecated("uploadString", "upload")
+        return self.upload(bucket, key, data, *args, **kwargs)
+
+    def uploadFile(self, bucket: str, key: str, path_or_file: Any, *args: Any, **kwargs: Any) -> Key:
+        """Deprecated: use ``upload_file`` (a path) or ``upload`` (a file object)."""
+        _deprecated("uploadFile", "upload_file")
+        if callable(getattr(path_or_file, "read", None)):
+            return self.upload(bucket, key, path_or_file, *args, **kwargs)
+        return self.upload_file(bucket, key, path_or_file, *args, **kwargs)
+
+    def downloadString(self, bucket: str, key: str, *args: Any, **kwargs: Any) -> Optional[bytes]:
+        """Deprecated: use ``download``."""
+        _deprecated("downloadString", "download")
+        return self.download(bucket, key, None, *args, **kwargs)
+
+    def downloadFile(self, bucket: str, key: str, path_or_file: Any, *args: Any, **kwargs: Any) -> None:
+        """Deprecated: use ``download_file`` (a path) or ``download`` (a file object)."""
+        _deprecated("downloadFile", "download_file")
+        if callable(getattr(path_or_file, "write", None)):
+            self.download(bucket, key, path_or_file, *args, **kwargs)
+            return None
+        return self.download_file(bucket, key, path_or_file, *args, **kwargs)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"Connection.{old} is deprecated; use Connection.{new}", DeprecationWarning, stacklevel=3)
+
+
+def _utf8(name: str) -> bytes:
+    return name.encode("utf-8", "surrogatepass")
+
+
+def _chunks(items: Iterator[T], size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _make_folders(folder: str) -> list[str]:
+    """Create ``folder`` and missing parents; returns those created, outermost first."""
+    missing = []
+    current = folder
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    created = []
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+            created.append(path)
+        except FileExistsError:
+            pass
+    return created
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,146 @@
+"""The exception hierarchy, and the one function that translates botocore errors into it."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from botocore.exceptions import ClientError
+
+__all__ = [
+    "BatchError",
+    "ChecksumMismatch",
+    "DeleteException",
+    "DownloadException",
+    "NotFound",
+    "S3POException",
+    "UploadException",
+    "translate",
+]
+
+# Error codes that mean "this bucket or key is not there". HeadObject has no body, so
+# its 404 arrives with the bare status as the code.
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
+_MISSING_REASONS = {"NoSuchKey": "no such key", "NoSuchBucket": "no such bucket"}
+
+
+class S3POException(Exception):
+    """Base of every error s3po raises for a failed S3 call.
+
+    Carries ``bucket``, ``key``, ``operation`` and the S3 error ``code`` (None when the
+    failure was not an S3 error response, such as a broken connection). The original
+    error is chained as ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        bucket: Optional[str] = None,
+        key: Optional[str] = None,
+        code: Optional[str] = None,
+        operation: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.bucket = bucket
+        self.key = key
+        self.code = code
+        self.operation = operation
+
+    @property
+    def url(self) -> str:
+        """``s3://bucket/key`` (or ``s3://bucket/`` when there is no key)."""
+        return s3_url(self.bucket, self.key)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r}, code={self.code!r})"
+
+
+class UploadException(S3POException):
+    """An upload failed (after its retries, when the failure was transient)."""
+
+
+class DownloadException(S3POException):
+    """A download, read or head failed, or the bytes received did not verify."""
+
+
+class NotFound(DownloadException):
+    """The bucket or the key does not exist."""
+
+
+class DeleteException(S3POException):
+    """A delete failed; ``failed`` lists ``(key, code, message)`` for each key S3 refused."""
+
+    def __init__(self, message: str, *, failed=(), **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.failed = list(failed)
+
+
+class ChecksumMismatch(Exception):
+    """The bytes that arrived are not the bytes that were sent.
+
+    Raised inside an attempt; it is transient (the next attempt usually succeeds) and is
+    translated into an Upload/DownloadException when the retries run out.
+    """
+
+
+class BatchError(S3POException):
+    """One or more calls of a batch (or background calls) failed; ``errors`` lists them."""
+
+    def __init__(self, errors) -> None:
+        self.errors = list(errors)
+        lines = [f"{len(self.errors)} call(s) failed:"]
+        lines += [f"  {error}" for error in self.errors[:20]]
+        if len(self.errors) > 20:
+            lines.append(f"  ... and {len(self.errors) - 20} more")
+        super().__init__("\n".join(lines))
+
+
+def s3_url(bucket: Optional[str], key: Optional[str]) -> str:
+    return f"s3://{bucket or ''}/{key or ''}"
+
+
+def error_code(exc: BaseException) -> Optional[str]:
+    """The S3 error code of a botocore ClientError, else None."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") or None
+    return None
+
+
+def http_status(exc: BaseException) -> Optional[int]:
+    if isinstance(exc, ClientError):
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return None
+
+
+def translate(
+    exc: BaseException,
+    cls: type[S3POException],
+    operation: str,
+    bucket: Optional[str],
+    key: Optional[str] = None,
+) -> S3POException:
+    """Turn any error of an S3 call into an s3po exception of class ``cls``.
+
+    A missing bucket or key becomes ``NotFound`` when ``cls`` is a DownloadException.
+    The caller raises the result ``from exc`` so the original stays the ``__cause__``.
+    """
+    code = error_code(exc)
+    if code is None and http_status(exc) == 404:
+        code = "404"
+    if code in _MISSING_CODES and issubclass(cls, DownloadException):
+        cls = NotFound
+        reason = _MISSING_REASONS.get(code, "not found (no such key or bucket)")
+    else:
+        reason = _describe(exc)
+    message = f"{operation} {s3_url(bucket, key)} failed: {reason}"
+    return cls(message, bucket=bucket, key=key, code=code, operation=operation)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code") or http_status(exc)
+        text = err.get("Message") or ""
+        return f"{code} {text}".strip()
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
