@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import boto3
-from botocore.config import Config
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
 
 __all__ = ["build_client", "client_config"]
 
@@ -32,7 +33,7 @@ _CHECKSUM_ENV = {
 }
 
 
-def client_config(user_config: Optional[Config], max_connections: int) -> Config:
+def client_config(user_config: Optional["Config"], max_connections: int) -> "Config":
     """s3po's botocore Config, with the user's settings layered on top.
 
     - Retries: botocore sends each request exactly once (``total_max_attempts=1``; its
@@ -46,6 +47,8 @@ def client_config(user_config: Optional[Config], max_connections: int) -> Config
     - Connection pool: at least ``max_connections``, so concurrent calls never see
       "Connection pool is full" nor pay for new handshakes.
     """
+    from botocore.config import Config
+
     if user_config is not None and not isinstance(user_config, Config):
         raise TypeError(f"config must be a botocore.config.Config, not {type(user_config).__name__}")
     user_options = dict(getattr(user_config, "_user_provided_options", {}) or {})
@@ -66,11 +69,12 @@ def client_config(user_config: Optional[Config], max_connections: int) -> Config
 
 
 def build_client(
-    session: Optional[boto3.session.Session],
+    session: Optional["boto3.session.Session"],
     max_connections: int,
     client_kwargs: dict[str, Any],
 ):
     """A boto3 S3 client for ``session`` (default: boto3's credential chain)."""
+    import boto3  # here, not at the top: see transient_exceptions in retry.py
     unknown = set(client_kwargs) - CLIENT_KEYWORDS
     if unknown:
         raise TypeError(

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import heapq
 import io
 import logging
 import os
 import secrets
+import threading
 import warnings
+import weakref
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Optional, TypeVar
-
-from botocore.exceptions import ClientError
 
 from . import _client
 from .arguments import check_bucket, check_key, check_path, check_positive_int, check_prefix
 from .compression import check_codec
 from .errors import (
+    BatchError,
     ChecksumMismatch,
     DeleteException,
     DownloadException,
     NotFound,
     S3POException,
     UploadException,
-    error_code,
-    http_status,
     s3_url,
     translate,
 )
@@ -45,6 +46,22 @@ GiB = 1024 * MiB
 MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
 MAX_PART_SIZE = 5 * GiB
 DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys a request
+
+
+def _backgroundable(method: Callable[..., T]) -> Callable[..., Any]:
+    """Lets ``method`` also run in the background: ``background=True`` returns a Greenlet."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(self: "Connection", *args: Any, background: bool = False,
+             callback: Optional[Callable[[Any], Any]] = None, **kwargs: Any) -> Any:
+        if background:
+            return self._background_batch().submit(name, args, kwargs, callback)
+        if callback is not None:
+            raise TypeError(f"{name}(callback=...) needs background=True, or a batch")
+        return method(self, *args, **kwargs)
+
+    return call
 
 
 class Connection:
@@ -83,6 +100,10 @@ class Connection:
             raise TypeError(f"verify_etag must be True or False, not {verify_etag!r}")
         self.verify_etag = verify_etag
         self.conn = _client.build_client(session, max_connections, client_kwargs)
+        self._in_flight: Any = None  # concurrency.Limiters, made on first concurrent use
+        self._background: Any = None  # the Batch behind background=True calls
+        self._background_thread: Optional[int] = None
+        self._setup_lock = threading.Lock()
 
     def __repr__(self) -> str:
         # Only where the client points: credentials never appear here.
@@ -115,8 +136,60 @@ class Connection:
         except Exception as exc:
             raise translate(exc, error_class, operation, bucket, key) from exc
 
+    # -- concurrency -----------------------------------------------------------------
+
+    def batch(self, poolsize: int = 20, *, raise_errors: bool = False, keep_results: bool = True):
+        """A Batch running this connection's calls concurrently, ``poolsize`` at once.
+
+        The requests in flight of all batches and background calls of one connection
+        never exceed ``max_connections``: a larger batch queues for free connections.
+        """
+        from .batch import Batch
+
+        return Batch(self, poolsize, raise_errors=raise_errors, keep_results=keep_results)
+
+    def _limiters(self):
+        with self._setup_lock:
+            if self._in_flight is None:
+                from .concurrency import Limiters
+
+                self._in_flight = Limiters(self.max_connections)
+            return self._in_flight
+
+    def _background_batch(self):
+        if self._background is None:
+            self._background = self.batch(self.max_connections, keep_results=False)
+            self._background_thread = threading.get_ident()
+            _with_background_work.add(self)
+        elif self._background_thread != threading.get_ident():
+            raise RuntimeError("background calls of one Connection must come from one thread")
+        return self._background
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait for every background call; raise BatchError listing those that failed.
+
+        Returns False if ``timeout`` (seconds) passed first, True when all are done.
+        """
+        background = self._background
+        if background is None:
+            return True
+        done = background.wait(timeout)
+        failed = background._errors[:]
+        del background._errors[:]
+        if failed:
+            raise BatchError(failed)
+        return done
+
+    def _pending_background(self) -> int:
+        background = self._background
+        if background is None:
+            return 0
+        counts = background.counts
+        return counts["submitted"] - counts["finished"]
+
     # -- uploads -------------------------------------------------------------------
 
+    @_backgroundable
     def upload(
         self,
         bucket: str,
@@ -178,6 +251,7 @@ class Connection:
         except Exception as exc:
             logger.warning("upload %s: could not remove the damaged object: %s", s3_url(bucket, key), exc)
 
+    @_backgroundable
     def upload_file(
         self,
         bucket: str,
@@ -202,6 +276,7 @@ class Connection:
 
     # -- downloads -----------------------------------------------------------------
 
+    @_backgroundable
     def download(
         self,
         bucket: str,
@@ -237,6 +312,7 @@ class Connection:
             raise
         return dest.commit()
 
+    @_backgroundable
     def download_file(
         self,
         bucket: str,
@@ -333,6 +409,7 @@ class Connection:
                 return
             request["ContinuationToken"] = token
 
+    @_backgroundable
     def head(self, bucket: str, key: str) -> Key:
         """The object's Key record, with content_type, content_encoding and metadata."""
         check_bucket(bucket)
@@ -342,6 +419,7 @@ class Connection:
         )
         return from_head(bucket, key, response)
 
+    @_backgroundable
     def exists(self, bucket: str, key: str) -> bool:
         """True if the object exists; False on a 404 (missing key or bucket alike)."""
         try:
@@ -352,12 +430,14 @@ class Connection:
 
     # -- deleting, copying, buckets -----------------------------------------------------
 
+    @_backgroundable
     def delete(self, bucket: str, key: str) -> None:
         """Delete one object; deleting a missing key succeeds, as on S3."""
         check_bucket(bucket)
         check_key(key)
         self._run("delete", DeleteException, bucket, key, lambda: self.conn.delete_object(Bucket=bucket, Key=key))
 
+    @_backgroundable
     def delete_many(self, bucket: str, keys: Iterable[str]) -> int:
         """Delete ``keys`` with DeleteObjects, 1,000 a request; returns how many S3 reported deleted.
 
@@ -370,6 +450,7 @@ class Connection:
         keys = [check_key(key) for key in keys]
         return self._delete_chunks(bucket, None, _chunks(iter(keys), DELETE_BATCH))
 
+    @_backgroundable
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many S3 reported deleted."""
         check_bucket(bucket)
@@ -398,6 +479,7 @@ class Connection:
             raise error
         return deleted
 
+    @_backgroundable
     def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str,
              retries: Optional[int] = None) -> Key:
         """Copy an object server-side; returns the new object's Key."""
@@ -470,6 +552,21 @@ class Connection:
             self.download(bucket, key, path_or_file, *args, **kwargs)
             return None
         return self.download_file(bucket, key, path_or_file, *args, **kwargs)
+
+
+_with_background_work: "weakref.WeakSet[Connection]" = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_background_work() -> None:
+    """At exit, finish background calls still pending rather than drop them."""
+    for connection in list(_with_background_work):
+        pending = connection._pending_background()
+        if pending:
+            logger.warning("finishing %d background call(s) of %r before exit", pending, connection)
+        background = connection._background
+        background.wait()
+        background._report()
 
 
 def _deprecated(old: str, new: str) -> None:

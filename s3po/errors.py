@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
-from botocore.exceptions import ClientError
+from typing import Any, Mapping, Optional
 
 __all__ = [
     "BatchError",
@@ -99,17 +97,26 @@ def s3_url(bucket: Optional[str], key: Optional[str]) -> str:
     return f"s3://{bucket or ''}/{key or ''}"
 
 
+def _response(exc: BaseException) -> Optional[Mapping[str, Any]]:
+    # botocore's ClientError carries the parsed error response. Checked by shape, not
+    # class, so that importing s3po does not import botocore (and with it ssl).
+    response = getattr(exc, "response", None)
+    return response if isinstance(response, Mapping) else None
+
+
 def error_code(exc: BaseException) -> Optional[str]:
     """The S3 error code of a botocore ClientError, else None."""
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code") or None
-    return None
+    response = _response(exc)
+    if response is None:
+        return None
+    return response.get("Error", {}).get("Code") or None
 
 
 def http_status(exc: BaseException) -> Optional[int]:
-    if isinstance(exc, ClientError):
-        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return None
+    response = _response(exc)
+    if response is None:
+        return None
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def translate(
@@ -137,8 +144,9 @@ def translate(
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
+    response = _response(exc)
+    if response is not None:
+        err = response.get("Error", {})
         code = err.get("Code") or http_status(exc)
         text = err.get("Message") or ""
         return f"{code} {text}".strip()

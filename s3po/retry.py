@@ -8,6 +8,7 @@ failing, whatever the failure (error status, reset, truncated body, bad checksum
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import socket
@@ -15,35 +16,41 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, TypeVar
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionError as BotocoreConnectionError,
-    FlexibleChecksumError,
-    HTTPClientError,
-    IncompleteReadError,
-    SSLError,
-)
-
 from .errors import ChecksumMismatch, error_code, http_status
 
-__all__ = ["RetryPolicy", "TRANSIENT_EXCEPTIONS", "is_transient"]
+__all__ = ["RetryPolicy", "is_transient", "transient_exceptions"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Failures of the network or of the bytes themselves: the next attempt may well succeed.
-# HTTPClientError covers ConnectionClosedError, ReadTimeoutError and
-# ResponseStreamingError (a body cut short after a 200, which botocore never retries).
-TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    HTTPClientError,
-    BotocoreConnectionError,
-    IncompleteReadError,
-    FlexibleChecksumError,
-    ChecksumMismatch,
-    ConnectionError,
-    TimeoutError,
-    socket.timeout,
-)
+
+@functools.lru_cache(maxsize=None)
+def transient_exceptions() -> tuple[type[BaseException], ...]:
+    """Failures of the network or of the bytes themselves: the next attempt may succeed.
+
+    HTTPClientError covers ConnectionClosedError, ReadTimeoutError and
+    ResponseStreamingError (a body cut short after a 200, which botocore never
+    retries). botocore is imported here, on first use, so that ``import s3po`` stays
+    light and imports no ssl before a program gets the chance to monkey-patch.
+    """
+    from botocore import exceptions as bce
+
+    return (
+        bce.HTTPClientError,
+        bce.ConnectionError,
+        bce.IncompleteReadError,
+        bce.FlexibleChecksumError,
+        ChecksumMismatch,
+        ConnectionError,
+        TimeoutError,
+        socket.timeout,
+    )
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    from botocore.exceptions import SSLError
+
+    return isinstance(exc, SSLError)
 
 # S3 error codes that mean "try again": throttling, server trouble, a body damaged in
 # transit (BadDigest: the Content-MD5 we sent did not match what arrived).
@@ -68,13 +75,14 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` is worth another attempt."""
-    if isinstance(exc, SSLError):
+    if _is_tls_failure(exc):
         # A failed TLS handshake is almost always a certificate or protocol problem
         # that no amount of retrying fixes.
         return False
-    if isinstance(exc, ClientError):
-        return error_code(exc) in TRANSIENT_CODES or http_status(exc) in TRANSIENT_STATUSES
-    return isinstance(exc, TRANSIENT_EXCEPTIONS)
+    code, status = error_code(exc), http_status(exc)
+    if code is not None or status is not None:
+        return code in TRANSIENT_CODES or status in TRANSIENT_STATUSES
+    return isinstance(exc, transient_exceptions())
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 Headers = list[tuple[str, str]]
 
 _READ_BUFFER_BYTES = 256 * 1024
+_COALESCE_LIMIT_BYTES = 256 * 1024  # below this, headers and body go out in one write
 _MAX_LINE_BYTES = 64 * 1024
 _MAX_HEADERS = 200
 _UPSTREAM_TIMEOUT_S = 60.0
@@ -269,7 +270,7 @@ class FaultProxy:
     def faults(self) -> list[Fault]:
         """The faults not yet used up, in the order they were added."""
         with self._lock:
-            return [f for f in self._faults if f.remaining > 0]
+            return list(self._faults)
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -309,7 +310,10 @@ class FaultProxy:
             except OSError:
                 if self._stopping.is_set():
                     return
-                raise
+                # Say so, but keep serving: an error such as EMFILE can pass.
+                logger.exception("faultproxy: accept() failed")
+                self._stopping.wait(_ACCEPT_POLL_S)
+                continue
             client.settimeout(None)  # idle keep-alive connections wait for the client
             thread = threading.Thread(
                 target=self._serve_client, args=(client,), name="faultproxy-conn", daemon=True
@@ -319,3 +323,433 @@ class FaultProxy:
                 self._live_sockets.add(client)
             thread.start()
 
+    def _serve_client(self, client: socket.socket) -> None:
+        _set_nodelay(client)
+        rfile = client.makefile("rb", buffering=_READ_BUFFER_BYTES)
+        upstream = _Upstream(self.upstream_address, self._track_socket, self._untrack_socket)
+        try:
+            keep_alive = True
+            while keep_alive and not self._stopping.is_set():
+                request = _read_request(rfile, client)
+                if request is None:
+                    break  # the client closed between requests
+                keep_alive = self._answer(request, client, upstream)
+        except (OSError, ProtocolError) as err:
+            logger.debug("faultproxy: dropping a client connection: %r", err)
+        except Exception:
+            logger.exception("faultproxy: unexpected error serving a client")
+        finally:
+            upstream.close()
+            # The socket's descriptor is only released once the file made by
+            # makefile() is closed too; a pending RST goes out at that moment.
+            rfile.close()
+            client.close()
+            self._untrack_socket(client)
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _answer(self, request: _Request, client: socket.socket, upstream: _Upstream) -> bool:
+        """Answer one request, faults included; return whether the connection stays open."""
+        record = RequestRecord(
+            method=request.method,
+            path=request.path,
+            query=request.query,
+            headers=HTTPHeaderDict(request.headers),
+            body_length=len(request.body),
+        )
+        with self._lock:
+            self._records.append(record)
+            fault = self._claim_fault(request)
+        kind = fault.kind if fault else None
+        params = fault.params if fault else {}
+        record.fault = kind
+
+        if kind == "reset":
+            self._pause()
+            _arm_reset(client)
+            return False
+
+        if kind == "status":
+            response = _error_response(**params)
+        else:
+            if kind == "flip_request":
+                request.body = _flip_byte(request.body, params.get("offset"))
+            try:
+                response = upstream.exchange(request)
+            except (OSError, ProtocolError) as err:
+                response = _error_response(502, "BadGateway", f"faultproxy: upstream failed: {err!r}")
+
+        self._pause(params["seconds"] if kind == "delay" else 0.0)
+        if kind == "flip":
+            response.body = _flip_byte(response.body, params.get("offset"))
+
+        keep_alive = request.wants_keep_alive and not response.close_delimited
+        head = _response_head(response, keep_alive)
+        has_body = _response_has_body(request.method, response.status)
+        prefix, suffix = _body_framing(response) if has_body else (b"", b"")
+        # Logged before sending: a test may look at the log the moment it has its answer.
+        record.status = response.status
+
+        if kind in ("truncate", "drop_after_headers"):
+            keep = 0 if kind == "drop_after_headers" else params.get("keep", len(response.body) // 2)
+            _send(client, head, *((prefix, response.body[:keep]) if has_body else ()))
+            if params.get("close", "fin") == "rst":
+                _arm_reset(client)
+            return False
+
+        _send(client, head, *((prefix, response.body, suffix) if has_body else ()))
+        return keep_alive
+
+    def _claim_fault(self, request: _Request) -> Fault | None:
+        # Called with self._lock held, so two threads never claim the same use.
+        for fault in self._faults:
+            if fault.matches(request.method, request.path, request.query):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _pause(self, extra_s: float = 0.0) -> None:
+        delay_s = self.latency_s + extra_s
+        if delay_s > 0:
+            self._stopping.wait(delay_s)  # an Event, so stop() cuts the wait short
+
+    def _track_socket(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._live_sockets.add(sock)
+
+    def _untrack_socket(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._live_sockets.discard(sock)
+
+
+class _Upstream:
+    """One client connection's connection to the upstream server, opened when needed."""
+
+    def __init__(self, address: tuple[str, int], on_open, on_close):
+        self._address = address
+        self._on_open = on_open
+        self._on_close = on_close
+        self._sock: socket.socket | None = None
+        self._rfile: BinaryIO | None = None
+
+    def exchange(self, request: _Request) -> _Response:
+        """Send `request` (without its Expect header) and read the whole response."""
+        reused = self._sock is not None
+        try:
+            return self._exchange_once(request)
+        except _ClosedBeforeResponse:
+            if not reused:
+                raise ProtocolError("upstream closed the connection without answering") from None
+        # A kept-alive connection may have been closed by the server just as
+        # it was reused; the request never got an answer, so send it afresh.
+        return self._exchange_once(request)
+
+    def close(self) -> None:
+        if self._sock is None:
+            return
+        sock, self._sock = self._sock, None
+        self._rfile.close()
+        sock.close()
+        self._on_close(sock)
+
+    def _exchange_once(self, request: _Request) -> _Response:
+        if self._sock is None:
+            self._connect()
+        try:
+            prefix, suffix = _body_framing(request)
+            _send(self._sock, _request_head(request), prefix, request.body, suffix)
+            response = _read_response(self._rfile, request.method)
+        except (ConnectionResetError, BrokenPipeError):
+            self.close()
+            raise _ClosedBeforeResponse() from None
+        except BaseException:
+            self.close()
+            raise
+        if response is None:
+            self.close()
+            raise _ClosedBeforeResponse()
+        if response.upstream_closes:
+            self.close()
+        return response
+
+    def _connect(self) -> None:
+        sock = socket.create_connection(self._address, timeout=_UPSTREAM_TIMEOUT_S)
+        _set_nodelay(sock)
+        self._sock = sock
+        self._rfile = sock.makefile("rb", buffering=_READ_BUFFER_BYTES)
+        self._on_open(sock)
+
+
+class _ClosedBeforeResponse(Exception):
+    """The upstream connection ended before a status line arrived."""
+
+
+# -- reading HTTP/1.1 --------------------------------------------------------
+
+
+def _read_request(rfile: BinaryIO, client: socket.socket) -> _Request | None:
+    """Read one request, answering `Expect: 100-continue`; None on a clean EOF."""
+    line = _read_line(rfile)
+    while line in (b"\r\n", b"\n"):  # RFC 9112 section 2.2: skip stray empty lines
+        line = _read_line(rfile)
+    if not line:
+        return None
+    parts = line.decode("latin-1").split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise ProtocolError(f"bad request line {line!r}")
+    method, target, version = parts
+    headers = _read_header_block(rfile)
+    if version != "HTTP/1.0" and _has_token(headers, "Expect", "100-continue"):
+        # Answered here rather than forwarded: the proxy holds the body
+        # anyway, and botocore waits a whole second for this line before it
+        # sends a file-like body to a server that stays silent.
+        client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+    body, chunked, trailers = _read_message_body(rfile, headers)
+    return _Request(method, target, version, headers, body, chunked, trailers)
+
+
+def _read_response(rfile: BinaryIO, method: str) -> _Response | None:
+    """Read one final response to a `method` request; None if the stream ends first."""
+    line = _read_line(rfile)
+    if not line:
+        return None
+    while True:
+        version, status, reason = _parse_status_line(line)
+        headers = _read_header_block(rfile)
+        if not 100 <= status < 200:
+            break
+        line = _read_line(rfile)  # an interim 1xx: the final response follows
+        if not line:
+            raise ProtocolError("upstream closed after an interim response")
+    upstream_closes = _has_token(headers, "Connection", "close") or (
+        version == "HTTP/1.0" and not _has_token(headers, "Connection", "keep-alive")
+    )
+    if not _response_has_body(method, status):
+        return _Response(status, reason, headers, b"", upstream_closes=upstream_closes)
+    if _header(headers, "Transfer-Encoding") is None and _header(headers, "Content-Length") is None:
+        # No length at all: the body is whatever comes until the server closes.
+        return _Response(
+            status, reason, headers, rfile.read(), close_delimited=True, upstream_closes=True
+        )
+    body, chunked, trailers = _read_message_body(rfile, headers)
+    return _Response(status, reason, headers, body, chunked, trailers, upstream_closes=upstream_closes)
+
+
+def _read_message_body(rfile: BinaryIO, headers: Headers) -> tuple[bytes, bool, Headers]:
+    """Read a body framed by Transfer-Encoding or Content-Length: (body, chunked, trailers)."""
+    if _header(headers, "Transfer-Encoding") is not None:
+        # Chunked wins over Content-Length when both are present (RFC 9112 6.3).
+        codings = [c for v in _header_values(headers, "Transfer-Encoding") for c in _tokens(v)]
+        if not codings or codings[-1] != "chunked":
+            raise ProtocolError(f"unsupported Transfer-Encoding {codings}")
+        body, trailers = _read_chunked(rfile)
+        return body, True, trailers
+    lengths = {v.strip() for v in _header_values(headers, "Content-Length")}
+    if not lengths:
+        return b"", False, []
+    if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+        raise ProtocolError(f"bad Content-Length {sorted(lengths)}")
+    return _read_exact(rfile, int(lengths.pop())), False, []
+
+
+def _read_chunked(rfile: BinaryIO) -> tuple[bytes, Headers]:
+    pieces = []
+    while True:
+        size_line = _read_line(rfile)
+        if not size_line:
+            raise ProtocolError("connection closed inside a chunked body")
+        size_text = size_line.split(b";", 1)[0].strip()  # drop chunk extensions
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise ProtocolError(f"bad chunk size line {size_line!r}") from None
+        if size == 0:
+            break
+        pieces.append(_read_exact(rfile, size))
+        if _read_line(rfile) not in (b"\r\n", b"\n"):
+            raise ProtocolError("chunk data not followed by CRLF")
+    return b"".join(pieces), _read_header_block(rfile)
+
+
+def _read_header_block(rfile: BinaryIO) -> Headers:
+    """Read header lines up to the empty line, keeping names' case and order."""
+    headers: Headers = []
+    while True:
+        line = _read_line(rfile)
+        if not line:
+            raise ProtocolError("connection closed inside a header block")
+        if line in (b"\r\n", b"\n"):
+            return headers
+        if line[:1] in (b" ", b"\t"):
+            raise ProtocolError("obsolete header line folding is not supported")
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon or not name or name != name.strip():
+            raise ProtocolError(f"malformed header line {line!r}")
+        headers.append((name, value.strip()))
+        if len(headers) > _MAX_HEADERS:
+            raise ProtocolError("too many header lines")
+
+
+def _parse_status_line(line: bytes) -> tuple[str, int, str]:
+    parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise ProtocolError(f"bad status line {line!r}")
+    return parts[0], int(parts[1]), parts[2] if len(parts) == 3 else ""
+
+
+def _read_line(rfile: BinaryIO) -> bytes:
+    line = rfile.readline(_MAX_LINE_BYTES + 1)
+    if len(line) > _MAX_LINE_BYTES:
+        raise ProtocolError("line too long")
+    return line
+
+
+def _read_exact(rfile: BinaryIO, size: int) -> bytes:
+    data = rfile.read(size)  # a buffered read: loops over large recv()s until `size`
+    if len(data) != size:
+        raise ProtocolError(f"connection closed after {len(data)} of {size} body bytes")
+    return data
+
+
+def _response_has_body(method: str, status: int) -> bool:
+    # RFC 9112 section 6.3: these never have a body, whatever Content-Length says.
+    return not (method == "HEAD" or 100 <= status < 200 or status in (204, 304))
+
+
+# -- writing HTTP/1.1 --------------------------------------------------------
+
+
+def _request_head(request: _Request) -> bytes:
+    # Everything else goes on untouched: botocore signed the Host header and more.
+    headers = [(name, value) for name, value in request.headers if name.lower() != "expect"]
+    return _head(f"{request.method} {request.target} {request.version}", headers)
+
+
+def _response_head(response: _Response, keep_alive: bool) -> bytes:
+    headers = [
+        (name, value)
+        for name, value in response.headers
+        if name.lower() not in _HOP_BY_HOP_RESPONSE_HEADERS
+    ]
+    if not keep_alive:
+        headers.append(("Connection", "close"))
+    return _head(f"HTTP/1.1 {response.status} {response.reason}".rstrip(), headers)
+
+
+def _head(start_line: str, headers: Headers) -> bytes:
+    lines = [start_line, *(f"{name}: {value}" for name, value in headers), "", ""]
+    return "\r\n".join(lines).encode("latin-1")
+
+
+def _body_framing(message: _Request | _Response) -> tuple[bytes, bytes]:
+    """The bytes that go before and after the body: nothing, or one chunk and the last-chunk."""
+    if not message.chunked:
+        return b"", b""
+    trailers = b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in message.trailers)
+    last_chunk = b"0\r\n" + trailers + b"\r\n"
+    if not message.body:
+        return b"", last_chunk  # a zero-size data chunk would end the body early
+    return f"{len(message.body):x}\r\n".encode("ascii"), b"\r\n" + last_chunk
+
+
+def _send(sock: socket.socket, *pieces: bytes) -> None:
+    # Big bodies are not copied just to be joined to their headers.
+    if sum(map(len, pieces)) <= _COALESCE_LIMIT_BYTES:
+        sock.sendall(b"".join(pieces))
+        return
+    for piece in pieces:
+        if piece:
+            sock.sendall(piece)
+
+
+def _error_response(status: int = 503, code: str | None = None, message: str | None = None) -> _Response:
+    """An S3-style XML error response."""
+    phrase = http.HTTPStatus(status).phrase
+    code = code or _DEFAULT_ERROR_CODES.get(status) or phrase.replace(" ", "")
+    message = message or f"Injected by faultproxy: {phrase}"
+    request_id = uuid.uuid4().hex[:16].upper()
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{_xml_escape(code)}</Code><Message>{_xml_escape(message)}</Message>"
+        f"<RequestId>{request_id}</RequestId></Error>"
+    ).encode("utf-8")
+    headers = [
+        ("Content-Type", "application/xml"),
+        ("Content-Length", str(len(body))),
+        ("x-amz-request-id", request_id),
+        ("Date", email.utils.formatdate(usegmt=True)),
+        ("Server", "faultproxy"),
+    ]
+    return _Response(status, phrase, headers, body)
+
+
+# -- small helpers -----------------------------------------------------------
+
+
+def _check_fault_params(kind: str, params: dict) -> None:
+    if "status" in params:
+        status = params["status"]
+        if not isinstance(status, int) or not 400 <= status < 600 or status not in set(http.HTTPStatus):
+            raise ValueError(f"status must be a known HTTP error status (4xx or 5xx), not {status!r}")
+    for name in ("keep", "offset"):
+        if name in params and (not isinstance(params[name], int) or params[name] < 0):
+            raise ValueError(f"{name} must be a non-negative int, not {params[name]!r}")
+    if params.get("close", "fin") not in ("fin", "rst"):
+        raise ValueError(f"close must be 'fin' or 'rst', not {params['close']!r}")
+    if kind == "delay":
+        seconds = params.get("seconds")
+        if not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ValueError(f"a delay fault needs seconds >= 0, not {seconds!r}")
+
+
+def _flip_byte(body: bytes, offset: int | None) -> bytes:
+    """`body` with the byte at `offset` (default: the middle) XOR 0xFF."""
+    if offset is None:
+        offset = len(body) // 2
+    if offset >= len(body):
+        return body
+    flipped = bytearray(body)
+    flipped[offset] ^= 0xFF
+    return bytes(flipped)
+
+
+def _header_values(headers: Headers, name: str) -> list[str]:
+    wanted = name.lower()
+    return [value for key, value in headers if key.lower() == wanted]
+
+
+def _header(headers: Headers, name: str) -> str | None:
+    values = _header_values(headers, name)
+    return values[0] if values else None
+
+
+def _tokens(value: str) -> list[str]:
+    return [token.strip().lower() for token in value.split(",") if token.strip()]
+
+
+def _has_token(headers: Headers, name: str, token: str) -> bool:
+    return any(token in _tokens(value) for value in _header_values(headers, name))
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    # Headers and body may leave in separate writes; without this, Nagle and
+    # delayed ACKs can hold the second write back by tens of milliseconds.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _arm_reset(sock: socket.socket) -> None:
+    """Make the coming close() send a TCP RST instead of a FIN (SO_LINGER with timeout 0)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _quietly(call, *args) -> None:
+    try:
+        call(*args)
+    except OSError:
+        pass

@@ -1,0 +1,352 @@
+"""A loopback HTTP/1.1 proxy that makes every response wait a fixed latency.
+
+Run as its own process so that its CPU can be measured apart from the clients':
+
+    python bench/delayproxy.py --upstream 127.0.0.1:9000 --latency-ms 20
+
+It prints ``listening HOST:PORT`` once ready. Each client connection gets its own upstream
+connection (keep-alive on both sides, no pipelining assumed but tolerated). A response
+leaves the proxy no earlier than ``latency`` after its request finished arriving, so the
+server's own service time hides under the latency as it would behind a real network
+round trip, and `objects x latency / concurrency` is a floor that a client can approach.
+
+``Expect: 100-continue`` is answered here at once and stripped before forwarding: the
+client should not pay a second round trip for it, and neither should the measurement.
+
+Built on asyncio protocols rather than streams or threads: a few callbacks per request
+keep the proxy far from being the bottleneck, and it uses uvloop when installed.
+"""
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections import deque
+
+CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
+MAX_HEAD_BYTES = 64 * 1024
+HIGH_WATER_BYTES = 1024 * 1024
+
+
+class BadMessage(Exception):
+    """The bytes on the wire are not HTTP/1.1 this proxy understands."""
+
+
+class _Framer:
+    """Splits a byte stream into HTTP messages, passing the bytes through unchanged.
+
+    ``feed`` returns a list of events: ``('head', bytes)``, ``('body', bytes)`` and
+    ``('end', None)``. The caller decides, per head, how the body is delimited by calling
+    ``expect_body``.
+    """
+
+    def __init__(self):
+        self._buffer = bytearray()
+        self._state = 'head'       # head | length | chunk-size | chunk-data | trailer | close
+        self._remaining = 0
+
+    def expect_body(self, mode, length=0):
+        """Set how the body of the message whose head was just returned is delimited."""
+        if mode == 'none' or (mode == 'length' and length == 0):
+            self._state = 'done'
+        else:
+            self._state = {'length': 'length', 'chunked': 'chunk-size', 'close': 'close'}[mode]
+            self._remaining = length
+
+    def feed(self, data, on_head):
+        """Consume ``data``; ``on_head(head)`` is called for each head and must call
+        ``expect_body``. Returns the pass-through events in order."""
+        self._buffer += data
+        events = []
+        while True:
+            if self._state == 'done':
+                events.append(('end', None))
+                self._state = 'head'
+            if not self._buffer:
+                return events
+            if self._state == 'head':
+                end = self._buffer.find(b'\r\n\r\n')
+                if end < 0:
+                    if len(self._buffer) > MAX_HEAD_BYTES:
+                        raise BadMessage('header section too long')
+                    return events
+                head = bytes(self._buffer[:end + 4])
+                del self._buffer[:end + 4]
+                events.append(('head', head))
+                on_head(head)
+            elif self._state in ('length', 'chunk-data'):
+                piece = bytes(self._buffer[:self._remaining])
+                del self._buffer[:len(piece)]
+                self._remaining -= len(piece)
+                events.append(('body', piece))
+                if self._remaining == 0:
+                    if self._state == 'length':
+                        self._state = 'done'
+                    else:
+                        self._state = 'chunk-size'
+            elif self._state == 'chunk-size':
+                end = self._buffer.find(b'\r\n')
+                if end < 0:
+                    return events
+                line = bytes(self._buffer[:end + 2])
+                del self._buffer[:end + 2]
+                events.append(('body', line))
+                size_text = line.split(b';', 1)[0].strip()
+                if not size_text:
+                    continue             # the CRLF that closes a chunk's data
+                try:
+                    size = int(size_text, 16)
+                except ValueError as err:
+                    raise BadMessage(f'bad chunk size {size_text!r}') from err
+                if size == 0:
+                    self._state = 'trailer'
+                else:
+                    self._state, self._remaining = 'chunk-data', size
+            elif self._state == 'trailer':
+                end = self._buffer.find(b'\r\n')
+                if end < 0:
+                    return events
+                line = bytes(self._buffer[:end + 2])
+                del self._buffer[:end + 2]
+                events.append(('body', line))
+                if line == b'\r\n':
+                    self._state = 'done'
+            elif self._state == 'close':
+                events.append(('body', bytes(self._buffer)))
+                self._buffer.clear()
+
+
+def _parse_head(head):
+    """Return the start line's words and a dict of lower-cased header names to values."""
+    lines = head[:-4].split(b'\r\n')
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b':')
+        headers[name.strip().lower()] = value.strip()
+    return lines[0].split(b' ', 2), headers
+
+
+def _body_mode(headers):
+    if b'chunked' in headers.get(b'transfer-encoding', b'').lower():
+        return 'chunked', 0
+    if b'content-length' in headers:
+        return 'length', int(headers[b'content-length'])
+    return None, 0
+
+
+def _without_expect(head):
+    lines = head[:-4].split(b'\r\n')
+    kept = [line for line in lines if not line.lower().startswith(b'expect:')]
+    return b'\r\n'.join(kept) + b'\r\n\r\n'
+
+
+class Stats:
+    requests = 0
+    continues = 0
+
+
+class Downstream(asyncio.Protocol):
+    """One client connection, and the upstream connection that serves it."""
+
+    def __init__(self, upstream_address, latency_s):
+        self._upstream_address = upstream_address
+        self._latency_s = latency_s
+        self._loop = asyncio.get_running_loop()
+        self._transport = None
+        self._upstream = None            # the Upstream protocol once connected
+        self._pending_upstream = []      # bytes for upstream before it is connected
+        self._requests = _Framer()
+        self._responses = _Framer()
+        self._methods = deque()          # method of each request still awaiting its response
+        self._arrived = deque()          # monotonic time each request finished arriving
+        self._held = None                # response bytes waiting for their deadline
+        self._upstream_closed = False
+
+    # -- client side -------------------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self._transport = transport
+        self._loop.create_task(self._connect())
+
+    async def _connect(self):
+        host, port = self._upstream_address
+        try:
+            _, self._upstream = await self._loop.create_connection(
+                lambda: Upstream(self), host, port)
+        except OSError:
+            self._transport.close()
+            return
+        for data in self._pending_upstream:
+            self._upstream.transport.write(data)
+        self._pending_upstream = None
+
+    def _to_upstream(self, data):
+        if self._upstream is None:
+            if self._pending_upstream is not None:
+                self._pending_upstream.append(data)
+        else:
+            self._upstream.transport.write(data)
+
+    def data_received(self, data):
+        try:
+            events = self._requests.feed(data, self._on_request_head)
+        except BadMessage:
+            self._transport.close()
+            return
+        out = []
+        for kind, payload in events:
+            if kind == 'head':
+                _, headers = _parse_head(payload)
+                if headers.get(b'expect', b'').lower() == b'100-continue':
+                    self._transport.write(CONTINUE)
+                    Stats.continues += 1
+                    payload = _without_expect(payload)
+                out.append(payload)
+            elif kind == 'body':
+                out.append(payload)
+            else:
+                self._arrived.append(self._loop.time())
+        if out:
+            self._to_upstream(b''.join(out))
+
+    def _on_request_head(self, head):
+        (method, *_), headers = _parse_head(head)
+        self._methods.append(method)
+        Stats.requests += 1
+        mode, length = _body_mode(headers)
+        self._requests.expect_body(mode or 'none', length)
+
+    def connection_lost(self, exc):
+        if self._upstream is not None:
+            self._upstream.transport.close()
+        self._pending_upstream = None
+
+    def pause_writing(self):
+        if self._upstream is not None:
+            self._upstream.transport.pause_reading()
+
+    def resume_writing(self):
+        if self._upstream is not None:
+            self._upstream.transport.resume_reading()
+
+    # -- upstream side ---------------------------------------------------------------------------
+
+    def _on_response_head(self, head):
+        (_, status, *_), headers = _parse_head(head)
+        code = int(status)
+        if 100 <= code < 200:
+            self._responses.expect_body('none')
+            return
+        method = self._methods.popleft() if self._methods else b'GET'
+        if code in (204, 304) or method == b'HEAD':
+            self._responses.expect_body('none')
+            return
+        mode, length = _body_mode(headers)
+        self._responses.expect_body(mode or 'close', length)
+
+    def upstream_data(self, data):
+        try:
+            events = self._responses.feed(data, self._on_response_head)
+        except BadMessage:
+            self._transport.close()
+            return
+        for kind, payload in events:
+            if kind == 'head':
+                code = int(payload.split(b' ', 2)[1])
+                if code == 100:
+                    continue             # we already said Continue to the client ourselves
+                if code < 200:
+                    self._write(payload)
+                    continue
+                # A response to a request still arriving (an early error) waits a full latency.
+                arrived = self._arrived.popleft() if self._arrived else self._loop.time()
+                delay = arrived + self._latency_s - self._loop.time()
+                if delay > 0 and self._held is None:
+                    self._held = [payload]
+                    self._loop.call_later(delay, self._release)
+                else:
+                    self._write(payload)
+            elif kind == 'body':
+                self._write(payload)
+        if self._held is not None and sum(map(len, self._held)) > HIGH_WATER_BYTES:
+            self._upstream.transport.pause_reading()
+
+    def _write(self, data):
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self._transport.write(data)
+
+    def _release(self):
+        held, self._held = self._held, None
+        if held and not self._transport.is_closing():
+            self._transport.write(b''.join(held))
+        if self._upstream is not None:
+            self._upstream.transport.resume_reading()
+        if self._upstream_closed:
+            self._transport.close()
+
+    def upstream_lost(self):
+        self._upstream_closed = True
+        if self._held is None:
+            self._transport.close()
+
+
+class Upstream(asyncio.Protocol):
+    def __init__(self, downstream):
+        self.downstream = downstream
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.downstream.upstream_data(data)
+
+    def connection_lost(self, exc):
+        self.downstream.upstream_lost()
+
+    def pause_writing(self):
+        self.downstream._transport.pause_reading()
+
+    def resume_writing(self):
+        self.downstream._transport.resume_reading()
+
+
+def _address(text):
+    host, _, port = text.rpartition(':')
+    return host or '127.0.0.1', int(port)
+
+
+async def serve(listen, upstream, latency_s):
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: Downstream(upstream, latency_s), *listen, backlog=1024)
+    host, port = server.sockets[0].getsockname()[:2]
+    print(f'listening {host}:{port}', flush=True)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with server:
+        await stop.wait()
+    print(f'requests {Stats.requests} continues {Stats.continues}', file=sys.stderr, flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--listen', type=_address, default=('127.0.0.1', 0),
+                        help='HOST:PORT to listen on (default 127.0.0.1:0, any free port)')
+    parser.add_argument('--upstream', type=_address, required=True, help='HOST:PORT of the server')
+    parser.add_argument('--latency-ms', type=float, default=20.0)
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    runner(serve(args.listen, args.upstream, args.latency_ms / 1000))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,114 @@
+"""``make demo``: s3po's main job against an embedded S3 server, no AWS account needed.
+
+Starts moto's standalone S3 server on a free port of 127.0.0.1, creates a bucket,
+uploads a string, a file and a gzip-compressed object, lists them, downloads and
+verifies each one, and stops the server. This is an application, so it prints.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from typing import Iterator
+
+import s3po
+
+BUCKET = "s3po-demo"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def local_s3_server(timeout_s: float = 30.0) -> Iterator[str]:
+    """moto's standalone server on 127.0.0.1, for the duration of the block; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"moto server did not start:\n{log.read().decode(errors='replace')[-2000:]}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def run(endpoint_url: str) -> None:
+    conn = s3po.Connection(
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="demo",
+        aws_secret_access_key="demo-secret",
+    )
+    conn.create_bucket(BUCKET)
+    print(f"created bucket {BUCKET} on {endpoint_url}")
+
+    text = "Hello from s3po!\n" * 3
+    stored = conn.upload(BUCKET, "hello.txt", text)
+    print(f"uploaded a string     -> {stored.url} ({stored.size} bytes, etag {stored.etag})")
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "numbers.csv")
+        with open(path, "w") as out:
+            out.writelines(f"{n},{n * n}\n" for n in range(10_000))
+        stored = conn.upload_file(BUCKET, "data/numbers.csv", path)
+        print(f"uploaded a file       -> {stored.url} ({stored.size} bytes)")
+
+        log_lines = "".join(f"2026-01-01 request {n} ok\n" for n in range(20_000)).encode()
+        stored = conn.upload(BUCKET, "logs/app.log", log_lines, compress="gzip")
+        print(f"uploaded gzip         -> {stored.url} ({len(log_lines)} bytes stored as {stored.size})")
+
+        print("listing:")
+        for record in conn.objects(BUCKET):
+            print(f"  {record.key:<20} {record.size:>8} bytes  {record.last_modified:%Y-%m-%d %H:%M:%S %Z}")
+        print(f"top level with '/':   {list(conn.list(BUCKET, delimiter='/'))}")
+
+        assert conn.download(BUCKET, "hello.txt") == text.encode()
+        copy = os.path.join(folder, "copy", "numbers.csv")
+        conn.download_file(BUCKET, "data/numbers.csv", copy)
+        with open(path, "rb") as a, open(copy, "rb") as b:
+            assert a.read() == b.read()
+        assert conn.download(BUCKET, "logs/app.log") == log_lines
+        assert conn.head(BUCKET, "logs/app.log").content_encoding == "gzip"
+        with conn.open(BUCKET, "logs/app.log") as stream:
+            first = stream.readline()
+        print(f"downloaded and verified all three; first streamed line: {first.decode().strip()!r}")
+
+    removed = conn.delete_prefix(BUCKET, "")
+    print(f"deleted {removed} objects; done")
+
+
+def main() -> None:
+    with local_s3_server() as url:
+        run(url)
+
+
+if __name__ == "__main__":
+    main()
