@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 from .compression import CHUNK, CorruptBody, Decoder, codec_of
 from .errors import ChecksumMismatch, DownloadException, s3_url, translate
