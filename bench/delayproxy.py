@@ -26,6 +26,7 @@ from collections import deque
 CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
 MAX_HEAD_BYTES = 64 * 1024
 HIGH_WATER_BYTES = 1024 * 1024
+FLUSH_BYTES = 64 * 1024
 
 
 class BadMessage(Exception):
@@ -35,27 +36,18 @@ class BadMessage(Exception):
 class _Framer:
     """Splits a byte stream into HTTP messages, passing the bytes through unchanged.
 
-    ``feed`` returns a list of events: ``('head', bytes)``, ``('body', bytes)`` and
-    ``('end', None)``. The caller decides, per head, how the body is delimited by calling
-    ``expect_body``.
+    ``feed`` returns events in order: ``('head', bytes)``, ``('body', bytes)`` and
+    ``('end', None)``. For each head, ``on_head(head)`` is called at once and returns how
+    that message's body is delimited: ``('none'|'length'|'chunked'|'close', length)``.
     """
 
-    def __init__(self):
+    def __init__(self, on_head):
+        self._on_head = on_head
         self._buffer = bytearray()
-        self._state = 'head'       # head | length | chunk-size | chunk-data | trailer | close
+        self._state = 'head'   # head | done | length | chunk-size | chunk-data | trailer | close
         self._remaining = 0
 
-    def expect_body(self, mode, length=0):
-        """Set how the body of the message whose head was just returned is delimited."""
-        if mode == 'none' or (mode == 'length' and length == 0):
-            self._state = 'done'
-        else:
-            self._state = {'length': 'length', 'chunked': 'chunk-size', 'close': 'close'}[mode]
-            self._remaining = length
-
-    def feed(self, data, on_head):
-        """Consume ``data``; ``on_head(head)`` is called for each head and must call
-        ``expect_body``. Returns the pass-through events in order."""
+    def feed(self, data):
         self._buffer += data
         events = []
         while True:
@@ -73,24 +65,29 @@ class _Framer:
                 head = bytes(self._buffer[:end + 4])
                 del self._buffer[:end + 4]
                 events.append(('head', head))
-                on_head(head)
+                mode, self._remaining = self._on_head(head)
+                if mode == 'none' or (mode == 'length' and self._remaining == 0):
+                    self._state = 'done'
+                else:
+                    self._state = 'chunk-size' if mode == 'chunked' else mode
             elif self._state in ('length', 'chunk-data'):
                 piece = bytes(self._buffer[:self._remaining])
                 del self._buffer[:len(piece)]
                 self._remaining -= len(piece)
                 events.append(('body', piece))
                 if self._remaining == 0:
-                    if self._state == 'length':
-                        self._state = 'done'
-                    else:
-                        self._state = 'chunk-size'
-            elif self._state == 'chunk-size':
+                    self._state = 'done' if self._state == 'length' else 'chunk-size'
+            elif self._state in ('chunk-size', 'trailer'):
                 end = self._buffer.find(b'\r\n')
                 if end < 0:
                     return events
                 line = bytes(self._buffer[:end + 2])
                 del self._buffer[:end + 2]
                 events.append(('body', line))
+                if self._state == 'trailer':
+                    if line == b'\r\n':
+                        self._state = 'done'
+                    continue
                 size_text = line.split(b';', 1)[0].strip()
                 if not size_text:
                     continue             # the CRLF that closes a chunk's data
@@ -102,16 +99,7 @@ class _Framer:
                     self._state = 'trailer'
                 else:
                     self._state, self._remaining = 'chunk-data', size
-            elif self._state == 'trailer':
-                end = self._buffer.find(b'\r\n')
-                if end < 0:
-                    return events
-                line = bytes(self._buffer[:end + 2])
-                del self._buffer[:end + 2]
-                events.append(('body', line))
-                if line == b'\r\n':
-                    self._state = 'done'
-            elif self._state == 'close':
+            else:  # close: everything until the connection ends
                 events.append(('body', bytes(self._buffer)))
                 self._buffer.clear()
 
@@ -126,12 +114,12 @@ def _parse_head(head):
     return lines[0].split(b' ', 2), headers
 
 
-def _body_mode(headers):
+def _body_mode(headers, otherwise):
     if b'chunked' in headers.get(b'transfer-encoding', b'').lower():
         return 'chunked', 0
     if b'content-length' in headers:
         return 'length', int(headers[b'content-length'])
-    return None, 0
+    return otherwise, 0
 
 
 def _without_expect(head):
@@ -155,8 +143,11 @@ class Downstream(asyncio.Protocol):
         self._transport = None
         self._upstream = None            # the Upstream protocol once connected
         self._pending_upstream = []      # bytes for upstream before it is connected
-        self._requests = _Framer()
-        self._responses = _Framer()
+        self._requests = _Framer(self._on_request_head)
+        self._responses = _Framer(self._on_response_head)
+        self._outgoing = []              # request bytes not yet forwarded
+        self._outgoing_bytes = 0
+        self._expects_continue = False   # the request head just framed asked for 100
         self._methods = deque()          # method of each request still awaiting its response
         self._arrived = deque()          # monotonic time each request finished arriving
         self._held = None                # response bytes waiting for their deadline
@@ -176,45 +167,46 @@ class Downstream(asyncio.Protocol):
         except OSError:
             self._transport.close()
             return
-        for data in self._pending_upstream:
-            self._upstream.transport.write(data)
+        self._upstream.transport.write(b''.join(self._pending_upstream))
         self._pending_upstream = None
 
-    def _to_upstream(self, data):
-        if self._upstream is None:
-            if self._pending_upstream is not None:
-                self._pending_upstream.append(data)
-        else:
+    def _flush_upstream(self):
+        data = b''.join(self._outgoing)
+        self._outgoing.clear()
+        self._outgoing_bytes = 0
+        if self._upstream is not None:
             self._upstream.transport.write(data)
+        elif self._pending_upstream is not None:
+            self._pending_upstream.append(data)
 
     def data_received(self, data):
         try:
-            events = self._requests.feed(data, self._on_request_head)
+            events = self._requests.feed(data)
         except BadMessage:
             self._transport.close()
             return
-        out = []
         for kind, payload in events:
-            if kind == 'head':
-                _, headers = _parse_head(payload)
-                if headers.get(b'expect', b'').lower() == b'100-continue':
-                    self._transport.write(CONTINUE)
-                    Stats.continues += 1
-                    payload = _without_expect(payload)
-                out.append(payload)
-            elif kind == 'body':
-                out.append(payload)
-            else:
+            if kind == 'end':
                 self._arrived.append(self._loop.time())
-        if out:
-            self._to_upstream(b''.join(out))
+                self._flush_upstream()
+                continue
+            if kind == 'head' and self._expects_continue:
+                self._transport.write(CONTINUE)
+                Stats.continues += 1
+                payload = _without_expect(payload)
+            self._outgoing.append(payload)
+            self._outgoing_bytes += len(payload)
+        # A request is forwarded whole when small: a head sent ahead of its body would cost
+        # the server (and this proxy) an extra wake-up per request.
+        if self._outgoing_bytes > FLUSH_BYTES:
+            self._flush_upstream()
 
     def _on_request_head(self, head):
         (method, *_), headers = _parse_head(head)
         self._methods.append(method)
+        self._expects_continue = headers.get(b'expect', b'').lower() == b'100-continue'
         Stats.requests += 1
-        mode, length = _body_mode(headers)
-        self._requests.expect_body(mode or 'none', length)
+        return _body_mode(headers, 'none')
 
     def connection_lost(self, exc):
         if self._upstream is not None:
@@ -234,48 +226,39 @@ class Downstream(asyncio.Protocol):
     def _on_response_head(self, head):
         (_, status, *_), headers = _parse_head(head)
         code = int(status)
-        if 100 <= code < 200:
-            self._responses.expect_body('none')
-            return
+        if code < 200:
+            return 'none', 0
         method = self._methods.popleft() if self._methods else b'GET'
         if code in (204, 304) or method == b'HEAD':
-            self._responses.expect_body('none')
-            return
-        mode, length = _body_mode(headers)
-        self._responses.expect_body(mode or 'close', length)
+            return 'none', 0
+        return _body_mode(headers, 'close')
 
     def upstream_data(self, data):
         try:
-            events = self._responses.feed(data, self._on_response_head)
+            events = self._responses.feed(data)
         except BadMessage:
             self._transport.close()
             return
+        direct = []
         for kind, payload in events:
             if kind == 'head':
                 code = int(payload.split(b' ', 2)[1])
                 if code == 100:
                     continue             # we already said Continue to the client ourselves
-                if code < 200:
-                    self._write(payload)
-                    continue
-                # A response to a request still arriving (an early error) waits a full latency.
-                arrived = self._arrived.popleft() if self._arrived else self._loop.time()
-                delay = arrived + self._latency_s - self._loop.time()
-                if delay > 0 and self._held is None:
-                    self._held = [payload]
-                    self._loop.call_later(delay, self._release)
-                else:
-                    self._write(payload)
-            elif kind == 'body':
-                self._write(payload)
+                if code >= 200:
+                    # A response to a request still arriving (an early error) waits a full
+                    # latency from now.
+                    arrived = self._arrived.popleft() if self._arrived else self._loop.time()
+                    delay = arrived + self._latency_s - self._loop.time()
+                    if delay > 0 and self._held is None:
+                        self._held = []
+                        self._loop.call_later(delay, self._release)
+            if kind != 'end':
+                (direct if self._held is None else self._held).append(payload)
+        if direct:
+            self._transport.write(b''.join(direct))
         if self._held is not None and sum(map(len, self._held)) > HIGH_WATER_BYTES:
             self._upstream.transport.pause_reading()
-
-    def _write(self, data):
-        if self._held is not None:
-            self._held.append(data)
-        else:
-            self._transport.write(data)
 
     def _release(self):
         held, self._held = self._held, None

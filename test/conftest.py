@@ -61,3 +61,8 @@ def fault_proxy(shared_fault_proxy, moto_server):
     shared_fault_proxy.clear()
     yield shared_fault_proxy
     shared_fault_proxy.clear()
+
+
+# -- s3po connections on each backend (in-process moto, the server, the proxy) ----
+
+pytest_plugins = ["s3po_fixtures"]

@@ -254,7 +254,9 @@ class FaultProxy:
         An offset past the end of a body flips nothing.
         """
         if kind not in FAULT_PARAMETERS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_PARAMETERS)}")
+            raise ValueError(
+                f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_PARAMETERS)}"
+            )
         unknown = set(params) - FAULT_PARAMETERS[kind]
         if unknown:
             raise TypeError(f"fault {kind!r} takes no parameter(s) {sorted(unknown)}")
@@ -377,7 +379,8 @@ class FaultProxy:
             try:
                 response = upstream.exchange(request)
             except (OSError, ProtocolError) as err:
-                response = _error_response(502, "BadGateway", f"faultproxy: upstream failed: {err!r}")
+                message = f"faultproxy: upstream failed: {err!r}"
+                response = _error_response(502, "BadGateway", message)
 
         self._pause(params["seconds"] if kind == "delay" else 0.0)
         if kind == "flip":
@@ -391,7 +394,9 @@ class FaultProxy:
         record.status = response.status
 
         if kind in ("truncate", "drop_after_headers"):
-            keep = 0 if kind == "drop_after_headers" else params.get("keep", len(response.body) // 2)
+            keep = params.get("keep", len(response.body) // 2)
+            if kind == "drop_after_headers":
+                keep = 0
             _send(client, head, *((prefix, response.body[:keep]) if has_body else ()))
             if params.get("close", "fin") == "rst":
                 _arm_reset(client)
@@ -534,7 +539,9 @@ def _read_response(rfile: BinaryIO, method: str) -> _Response | None:
             status, reason, headers, rfile.read(), close_delimited=True, upstream_closes=True
         )
     body, chunked, trailers = _read_message_body(rfile, headers)
-    return _Response(status, reason, headers, body, chunked, trailers, upstream_closes=upstream_closes)
+    return _Response(
+        status, reason, headers, body, chunked, trailers, upstream_closes=upstream_closes
+    )
 
 
 def _read_message_body(rfile: BinaryIO, headers: Headers) -> tuple[bytes, bool, Headers]:
@@ -647,7 +654,9 @@ def _body_framing(message: _Request | _Response) -> tuple[bytes, bytes]:
     """The bytes that go before and after the body: nothing, or one chunk and the last-chunk."""
     if not message.chunked:
         return b"", b""
-    trailers = b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in message.trailers)
+    trailers = b"".join(
+        f"{name}: {value}\r\n".encode("latin-1") for name, value in message.trailers
+    )
     last_chunk = b"0\r\n" + trailers + b"\r\n"
     if not message.body:
         return b"", last_chunk  # a zero-size data chunk would end the body early
@@ -664,7 +673,9 @@ def _send(sock: socket.socket, *pieces: bytes) -> None:
             sock.sendall(piece)
 
 
-def _error_response(status: int = 503, code: str | None = None, message: str | None = None) -> _Response:
+def _error_response(
+    status: int = 503, code: str | None = None, message: str | None = None
+) -> _Response:
     """An S3-style XML error response."""
     phrase = http.HTTPStatus(status).phrase
     code = code or _DEFAULT_ERROR_CODES.get(status) or phrase.replace(" ", "")
@@ -691,8 +702,9 @@ def _error_response(status: int = 503, code: str | None = None, message: str | N
 def _check_fault_params(kind: str, params: dict) -> None:
     if "status" in params:
         status = params["status"]
-        if not isinstance(status, int) or not 400 <= status < 600 or status not in set(http.HTTPStatus):
-            raise ValueError(f"status must be a known HTTP error status (4xx or 5xx), not {status!r}")
+        known = isinstance(status, int) and status in set(http.HTTPStatus)
+        if not known or not 400 <= status < 600:
+            raise ValueError(f"status must be a known 4xx or 5xx HTTP status, not {status!r}")
     for name in ("keep", "offset"):
         if name in params and (not isinstance(params[name], int) or params[name] < 0):
             raise ValueError(f"{name} must be a non-negative int, not {params[name]!r}")

@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 
 import boto3
 import botocore.config
@@ -295,7 +296,8 @@ def test_add_fault_rejects_bad_arguments(fault_proxy, kind, count, params, error
 
 
 def test_concurrent_requests_are_delayed_concurrently(fault_proxy, stored):
-    s3 = make_client(fault_proxy.url, SINGLE_ATTEMPT.merge(botocore.config.Config(max_pool_connections=20)))
+    pooled = SINGLE_ATTEMPT.merge(botocore.config.Config(max_pool_connections=20))
+    s3 = make_client(fault_proxy.url, pooled)
     fault_proxy.latency_s = 0.2
 
     started = time.monotonic()
@@ -311,10 +313,15 @@ def test_concurrent_requests_are_delayed_concurrently(fault_proxy, stored):
 
 
 def test_sixty_simultaneous_connections(fault_proxy, s3, stored):
-    url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY})
-    path = url.split(str(fault_proxy.port), 1)[1]
+    presigned = urllib.parse.urlsplit(
+        s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY})
+    )
+    path = f"{presigned.path}?{presigned.query}"
     fault_proxy.latency_s = 0.2  # keeps every connection busy at the same moment
-    connections = [http.client.HTTPConnection(fault_proxy.host, fault_proxy.port, timeout=10) for _ in range(60)]
+    connections = [
+        http.client.HTTPConnection(fault_proxy.host, fault_proxy.port, timeout=10)
+        for _ in range(60)
+    ]
     for connection in connections:
         connection.connect()
 
@@ -443,7 +450,11 @@ def echo_proxy():
 
 def test_headers_reach_upstream_unchanged_but_expect(echo_proxy):
     connection = http.client.HTTPConnection(echo_proxy.host, echo_proxy.port, timeout=5)
-    headers = {"Host": "bucket.example.test:1234", "X-Amz-Meta-Odd_Case": "a  b", "Expect": "100-continue"}
+    headers = {
+        "Host": "bucket.example.test:1234",
+        "X-Amz-Meta-Odd_Case": "a  b",
+        "Expect": "100-continue",
+    }
     connection.request("PUT", "/echo?x=1", body=b"payload", headers=headers)
     echo = json.loads(connection.getresponse().read())
     connection.close()

@@ -1,0 +1,318 @@
+"""Run one variant in a process of its own: upload N objects, download them, verify them.
+
+    python bench/worker.py VARIANT --endpoint URL --bucket NAME --objects 1000 --size 4096 \\
+        --concurrency 64 --access-key A --secret-key S
+
+A process per variant keeps peak RSS and CPU time clean: both come from getrusage on this
+process alone. Clients are built before the clock starts, as a long-lived program would.
+
+Speaks JSON lines on stdout, which the orchestrator reads as they come:
+``{"event": "start", "phase": "upload"}`` / ``{"event": "end", ...}`` around each timed
+phase (so it can sample the server's and the proxy's CPU at the same moments), then one
+``{"event": "result", ...}``, or ``{"event": "unavailable", "reason": ...}`` when the
+variant's library cannot be imported. Only this module's standard-library imports happen
+at the top: each variant imports its own client, and the aioboto3 and obstore variants run
+under their own virtualenvs.
+"""
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+REGION = 'us-east-1'
+
+
+class Unavailable(Exception):
+    """The variant's library is missing or lacks the API the benchmark uses."""
+
+
+def _emit(**fields):
+    sys.stdout.write(json.dumps(fields) + '\n')
+    sys.stdout.flush()
+
+
+def _cpu_s():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Phases:
+    """Times each phase in wall and CPU seconds, announcing its start and end."""
+
+    def __init__(self):
+        self.results = {}
+
+    def run(self, name, fn):
+        _emit(event='start', phase=name)
+        wall, cpu = time.perf_counter(), _cpu_s()
+        value = fn()
+        wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
+        _emit(event='end', phase=name)
+        self.results[name] = {'wall_s': wall, 'cpu_s': cpu}
+        return value
+
+    async def run_async(self, name, make):
+        """The same, for ``make()`` returning an awaitable (such as a gather)."""
+        _emit(event='start', phase=name)
+        wall, cpu = time.perf_counter(), _cpu_s()
+        value = await make()
+        wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
+        _emit(event='end', phase=name)
+        self.results[name] = {'wall_s': wall, 'cpu_s': cpu}
+        return value
+
+
+def _keys(args):
+    return [f'obj-{i:06d}' for i in range(args.objects)]
+
+
+def _payload(args):
+    # Distinct bytes per run would not change the cost; one buffer keeps memory flat.
+    return bytes(range(256)) * (args.size // 256) + bytes(args.size % 256)
+
+
+def _verify(args, blobs):
+    data = _payload(args)
+    bad = sum(1 for blob in blobs if bytes(blob) != data)
+    if bad or len(blobs) != args.objects:
+        raise AssertionError(f'{bad} of {len(blobs)} downloads differ from what was uploaded')
+
+
+def _botocore_config(args, config_class):
+    # Checksums only where S3 requires them: the local servers do not all speak the
+    # newer flexible checksums, and the peers should do the same work per request.
+    return config_class(
+        request_checksum_calculation='when_required',
+        response_checksum_validation='when_required',
+        s3={'addressing_style': 'path'},
+        max_pool_connections=args.concurrency,
+    )
+
+
+def _boto3_client(args):
+    import boto3
+    from botocore.config import Config
+    return boto3.session.Session().client(
+        's3', endpoint_url=args.endpoint, region_name=REGION,
+        aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
+        config=_botocore_config(args, Config))
+
+
+def _boto3_versions():
+    import boto3
+    import botocore
+    return {'boto3': boto3.__version__, 'botocore': botocore.__version__}
+
+
+# -- the variants ----------------------------------------------------------------------------
+
+def run_s3po(args, phases):
+    # s3po is a gevent library: it runs, as its users' programs do, in a patched process.
+    # The patch must come before anything imports socket, ssl or threading through boto3.
+    from gevent import monkey
+    monkey.patch_all()
+    try:
+        import s3po
+    except ImportError as err:
+        raise Unavailable(f's3po not importable ({err})') from err
+    if not hasattr(getattr(s3po, 'Connection', None), 'batch'):
+        raise Unavailable('s3po has no Connection.batch yet')
+    conn = s3po.Connection(
+        endpoint_url=args.endpoint, region_name=REGION,
+        aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
+        max_connections=args.concurrency, retries=3)
+    keys, data = _keys(args), _payload(args)
+
+    def upload():
+        with conn.batch(args.concurrency) as batch:
+            handles = [batch.upload(args.bucket, key, data) for key in keys]
+        for handle in handles:
+            handle.get()         # re-raises a failed upload
+
+    def download():
+        with conn.batch(args.concurrency) as batch:
+            handles = [batch.download(args.bucket, key) for key in keys]
+        return [handle.get() for handle in handles]
+
+    phases.run('upload', upload)
+    _verify(args, phases.run('download', download))
+    return {'s3po': getattr(s3po, '__version__', 'unknown'), **_boto3_versions()}
+
+
+def run_boto3_sequential(args, phases):
+    client = _boto3_client(args)
+    keys, data = _keys(args), _payload(args)
+
+    def upload():
+        for key in keys:
+            client.put_object(Bucket=args.bucket, Key=key, Body=data)
+
+    def download():
+        return [client.get_object(Bucket=args.bucket, Key=key)['Body'].read() for key in keys]
+
+    phases.run('upload', upload)
+    _verify(args, phases.run('download', download))
+    return _boto3_versions()
+
+
+def run_boto3_threads(args, phases):
+    from concurrent.futures import ThreadPoolExecutor
+    client = _boto3_client(args)     # botocore clients are thread-safe; one pool of 64
+    keys, data = _keys(args), _payload(args)
+
+    def put(key):
+        client.put_object(Bucket=args.bucket, Key=key, Body=data)
+
+    def get(key):
+        return client.get_object(Bucket=args.bucket, Key=key)['Body'].read()
+
+    def upload():
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            list(pool.map(put, keys))
+
+    def download():
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            return list(pool.map(get, keys))
+
+    phases.run('upload', upload)
+    _verify(args, phases.run('download', download))
+    return _boto3_versions()
+
+
+def run_s3transfer(args, phases):
+    import io
+    import s3transfer
+    from s3transfer.manager import TransferConfig, TransferManager
+    client = _boto3_client(args)
+    keys, data = _keys(args), _payload(args)
+    config = TransferConfig(max_request_concurrency=args.concurrency)
+
+    def upload():
+        with TransferManager(client, config) as manager:
+            futures = [manager.upload(io.BytesIO(data), args.bucket, key) for key in keys]
+            for future in futures:
+                future.result()
+
+    def download():
+        # As boto3's download_fileobj does: without a known size, s3transfer asks HEAD first.
+        buffers = [io.BytesIO() for _ in keys]
+        with TransferManager(client, config) as manager:
+            futures = [manager.download(args.bucket, key, buffer)
+                       for key, buffer in zip(keys, buffers)]
+            for future in futures:
+                future.result()
+        return [buffer.getvalue() for buffer in buffers]
+
+    phases.run('upload', upload)
+    _verify(args, phases.run('download', download))
+    return {'s3transfer': s3transfer.__version__, **_boto3_versions()}
+
+
+def run_aioboto3(args, phases):
+    import asyncio
+    try:
+        import aioboto3
+        import aiobotocore
+        from aiobotocore.config import AioConfig
+    except ImportError as err:
+        raise Unavailable(f'aioboto3 not installed ({err})') from err
+    keys, data = _keys(args), _payload(args)
+
+    async def main():
+        session = aioboto3.Session()
+        async with session.client(
+                's3', endpoint_url=args.endpoint, region_name=REGION,
+                aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
+                config=_botocore_config(args, AioConfig)) as client:
+            limit = asyncio.Semaphore(args.concurrency)
+
+            async def put(key):
+                async with limit:
+                    await client.put_object(Bucket=args.bucket, Key=key, Body=data)
+
+            async def get(key):
+                async with limit:
+                    response = await client.get_object(Bucket=args.bucket, Key=key)
+                    async with response['Body'] as body:
+                        return await body.read()
+
+            await phases.run_async('upload', lambda: asyncio.gather(*map(put, keys)))
+            return await phases.run_async('download', lambda: asyncio.gather(*map(get, keys)))
+
+    _verify(args, asyncio.run(main()))
+    return {'aioboto3': aioboto3.__version__, 'aiobotocore': aiobotocore.__version__,
+            **_boto3_versions()}
+
+
+def run_obstore(args, phases):
+    import asyncio
+    try:
+        import obstore
+        from obstore.store import S3Store
+    except ImportError as err:
+        raise Unavailable(f'obstore not installed ({err})') from err
+    store = S3Store(
+        args.bucket, endpoint=args.endpoint, region=REGION,
+        access_key_id=args.access_key, secret_access_key=args.secret_key,
+        virtual_hosted_style_request=False, client_options={'allow_http': True})
+    keys, data = _keys(args), _payload(args)
+
+    async def main():
+        limit = asyncio.Semaphore(args.concurrency)
+
+        async def put(key):
+            async with limit:
+                await obstore.put_async(store, key, data)
+
+        async def get(key):
+            async with limit:
+                result = await obstore.get_async(store, key)
+                return await result.bytes_async()
+
+        await phases.run_async('upload', lambda: asyncio.gather(*map(put, keys)))
+        return await phases.run_async('download', lambda: asyncio.gather(*map(get, keys)))
+
+    _verify(args, asyncio.run(main()))
+    return {'obstore': obstore.__version__}
+
+
+VARIANTS = {
+    's3po': run_s3po,
+    'boto3-sequential': run_boto3_sequential,
+    'boto3-threads': run_boto3_threads,
+    's3transfer': run_s3transfer,
+    'aioboto3': run_aioboto3,
+    'obstore': run_obstore,
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('variant', choices=sorted(VARIANTS))
+    parser.add_argument('--endpoint', required=True)
+    parser.add_argument('--bucket', required=True)
+    parser.add_argument('--objects', type=int, default=1000)
+    parser.add_argument('--size', type=int, default=4096)
+    parser.add_argument('--concurrency', type=int, default=64)
+    parser.add_argument('--access-key', required=True)
+    parser.add_argument('--secret-key', required=True)
+    args = parser.parse_args(argv)
+
+    phases = Phases()
+    started = time.perf_counter()
+    try:
+        versions = VARIANTS[args.variant](args, phases)
+    except Unavailable as err:
+        _emit(event='unavailable', reason=str(err))
+        return 0
+    _emit(event='result', variant=args.variant, phases=phases.results, versions=versions,
+          # ru_maxrss is in KiB on Linux.
+          peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          total_wall_s=time.perf_counter() - started)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
