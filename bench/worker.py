@@ -39,27 +39,38 @@ def _cpu_s():
 
 
 class Phases:
-    """Times each phase in wall and CPU seconds, announcing its start and end."""
+    """Times each phase in wall and CPU seconds, announcing its start and end.
 
-    def __init__(self):
+    With ``handshake``, each announcement waits for a line on stdin: the orchestrator
+    sends it once it has sampled the server and the proxy, so that the next phase's
+    requests cannot leak into this phase's sample. The wait is outside the clock.
+    """
+
+    def __init__(self, handshake):
         self.results = {}
+        self._handshake = handshake
+
+    def _announce(self, event, name):
+        _emit(event=event, phase=name)
+        if self._handshake:
+            sys.stdin.readline()
 
     def run(self, name, fn):
-        _emit(event='start', phase=name)
+        self._announce('start', name)
         wall, cpu = time.perf_counter(), _cpu_s()
         value = fn()
         wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
-        _emit(event='end', phase=name)
+        self._announce('end', name)
         self.results[name] = {'wall_s': wall, 'cpu_s': cpu}
         return value
 
     async def run_async(self, name, make):
         """The same, for ``make()`` returning an awaitable (such as a gather)."""
-        _emit(event='start', phase=name)
+        self._announce('start', name)
         wall, cpu = time.perf_counter(), _cpu_s()
         value = await make()
         wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
-        _emit(event='end', phase=name)
+        self._announce('end', name)
         self.results[name] = {'wall_s': wall, 'cpu_s': cpu}
         return value
 
@@ -196,7 +207,8 @@ def run_s3transfer(args, phases):
                 future.result()
 
     def download():
-        # As boto3's download_fileobj does: without a known size, s3transfer asks HEAD first.
+        # As boto3's download_fileobj does. Without a known size, s3transfer 0.19 learns it
+        # from a ranged GET of the first part, so this is still one request per object.
         buffers = [io.BytesIO() for _ in keys]
         with TransferManager(client, config) as manager:
             futures = [manager.download(args.bucket, key, buffer)
@@ -298,9 +310,11 @@ def main(argv=None):
     parser.add_argument('--concurrency', type=int, default=64)
     parser.add_argument('--access-key', required=True)
     parser.add_argument('--secret-key', required=True)
+    parser.add_argument('--handshake', action='store_true',
+                        help='after each phase announcement, wait for a line on stdin')
     args = parser.parse_args(argv)
 
-    phases = Phases()
+    phases = Phases(args.handshake)
     started = time.perf_counter()
     try:
         versions = VARIANTS[args.variant](args, phases)

@@ -67,7 +67,7 @@ class Batch:
             raise ValueError(f"poolsize must be an integer >= 1, not {poolsize!r}")
         self._connection = connection
         self._pool = Pool(poolsize)
-        self._executor = Executor(min(poolsize, connection.max_connections), connection._limiters())
+        self._executor = Executor(poolsize, connection._limiters())
         self._executor_is_patched = self._executor.patched
         self._raise_errors = raise_errors
         self._keep_results = keep_results

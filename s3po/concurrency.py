@@ -72,10 +72,8 @@ class Call(gevent.Greenlet):
         return gevent.Greenlet.get(self, block=False)
 
 
-def _outcome(work: Callable[[], Any], executor: "Executor") -> tuple[bool, Any]:
+def _outcome(work: Callable[[], Any]) -> tuple[bool, Any]:
     """Run ``work``; returns (ok, result or exception) and never raises."""
-    if executor.cancelled:
-        return False, Cancelled("the batch was cancelled before this call started")
     try:
         return True, work()
     except Exception as exc:
@@ -107,17 +105,21 @@ class Executor:
         """Start ``work`` now and return its (started) handle."""
         limited = self._limited(work)
         if self._threads is None:
-            call = Call(lambda: _unwrap(_outcome(limited, self)), callback, description)
+            call = Call(lambda: _unwrap(_outcome(limited)), callback, description)
         else:
             # Submitted now, so the work runs on its thread even while the caller's
             # code keeps the hub busy; the greenlet only waits for the outcome.
-            pending = self._threads.spawn(_outcome, limited, self)
+            pending = self._threads.spawn(_outcome, limited)
             call = Call(lambda: _unwrap(pending.get()), callback, description)
         return call
 
     def _limited(self, work: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
             with self._limiter:
+                # Checked once a connection is ours: calls that queued for one while
+                # the batch was cancelled never start.
+                if self.cancelled:
+                    raise Cancelled("the batch was cancelled before this call started")
                 return work()
 
         return run

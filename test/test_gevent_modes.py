@@ -1,0 +1,96 @@
+"""Real concurrency in every import order a program might use, each in a fresh process.
+
+s3po never monkey-patches. A program that patched gets greenlets on gevent's
+sockets; one that did not gets native threads behind greenlet handles. Either way 100
+uploads in batch(50) against a server answering after 50 ms must have many requests
+on the wire at once and take a fraction of the 5 s they would take one at a time,
+with no warning, no traceback and no hang.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PROGRAM = """
+import time, warnings, logging
+warnings.simplefilter("error")  # any warning (MonkeyPatchWarning included) fails the run
+{prelude}
+import s3po
+{after}
+from gevent import monkey
+conn = s3po.Connection(endpoint_url={url!r}, region_name="us-east-1",
+                       aws_access_key_id="a", aws_secret_access_key="b")
+conn.create_bucket("order-test")
+in_flight = [0, 0]  # now, peak: counted from botocore's own send and response events
+def sent(**kwargs):
+    in_flight[0] += 1
+    in_flight[1] = max(in_flight)
+def answered(**kwargs):
+    in_flight[0] -= 1
+conn.conn.meta.events.register("before-send.s3", sent)
+conn.conn.meta.events.register("needs-retry.s3", answered)
+started = time.monotonic()
+with conn.batch(50, raise_errors=True) as batch:
+    for n in range(100):
+        batch.upload("order-test", f"{{n}}", b"x" * 1024)
+elapsed = time.monotonic() - started
+# A failing call must not make gevent's hub print a traceback.
+with conn.batch(5) as batch:
+    batch.download("order-test", "missing")
+assert len(batch.errors()) == 1
+print("patched" if monkey.is_module_patched("socket") else "threads", round(elapsed, 3), in_flight[1])
+"""
+
+ORDERS = {
+    "patch-first": ("from gevent import monkey; monkey.patch_all()", "", "patched"),
+    "s3po-alone": ("", "", "threads"),
+    "others-first": ("import ssl, urllib3, requests, boto3, botocore", "", "threads"),
+    "s3po-then-patch": ("", "from gevent import monkey; monkey.patch_all()", "patched"),
+}
+
+
+@pytest.mark.parametrize("order", sorted(ORDERS))
+def test_concurrency_is_real_in_every_import_order(proxy, order):
+    prelude, after, mode = ORDERS[order]
+    proxy.latency_s = 0.05
+    program = PROGRAM.format(prelude=prelude, after=after, url=proxy.url)
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(program)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    reported_mode, elapsed, peak = result.stdout.split()
+    assert reported_mode == mode
+    assert int(peak) >= 25, result.stdout  # requests really were on the wire together
+    # One at a time: 100 x 50 ms = 5 s. moto's server spends several ms of CPU on each
+    # request, so the bound is a third of that rather than anything tight.
+    assert float(elapsed) < 100 * 0.05 / 3, result.stdout
+    assert proxy.count("PUT", path_contains="/order-test/") == 100
+
+
+EXIT_PROGRAM = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+{prelude}
+import s3po
+conn = s3po.Connection(endpoint_url={url!r}, region_name="us-east-1",
+                       aws_access_key_id="a", aws_secret_access_key="b")
+conn.create_bucket("exit-test")
+for n in range(10):
+    conn.upload("exit-test", f"k{{n}}", "data", background=True)
+# no conn.wait(): the program just ends
+"""
+
+
+@pytest.mark.parametrize("prelude", ["", "from gevent import monkey; monkey.patch_all()"],
+                         ids=["threads", "patched"])
+def test_background_work_is_finished_at_exit_with_one_log_line(proxy, prelude):
+    proxy.latency_s = 0.2
+    program = EXIT_PROGRAM.format(prelude=prelude, url=proxy.url)
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(program)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert proxy.count("PUT", path_contains="/exit-test/k") == 10
+    assert result.stderr.count("before exit") == 1, result.stderr
+    assert "Traceback" not in result.stderr
