@@ -2,7 +2,8 @@
 
 Starts moto's standalone S3 server on a free port of 127.0.0.1, creates a bucket,
 uploads a string, a file and a gzip-compressed object, lists them, downloads and
-verifies each one, and stops the server. This is an application, so it prints.
+verifies each one; then does a bulk job (hundreds of objects up and down in a batch)
+and stops the server. This is an application, so it prints.
 """
 
 from __future__ import annotations
@@ -101,8 +102,26 @@ def run(endpoint_url: str) -> None:
             first = stream.readline()
         print(f"downloaded and verified all three; first streamed line: {first.decode().strip()!r}")
 
+    bulk_job(conn)
     removed = conn.delete_prefix(BUCKET, "")
     print(f"deleted {removed} objects; done")
+
+
+def bulk_job(conn: s3po.Connection, count: int = 500) -> None:
+    """Many small objects up and down through conn.batch: s3po's main job."""
+    payloads = {f"bulk/{n:04d}.json": f'{{"n": {n}}}'.encode() for n in range(count)}
+    started = time.monotonic()
+    with conn.batch(50, raise_errors=True) as batch:
+        for key, body in payloads.items():
+            batch.upload(BUCKET, key, body)
+    uploaded = time.monotonic() - started
+    started = time.monotonic()
+    with conn.batch(50, raise_errors=True) as batch:
+        handles = {key: batch.download(BUCKET, key) for key in payloads}
+    downloaded = time.monotonic() - started
+    assert all(handle.get() == payloads[key] for key, handle in handles.items())
+    print(f"bulk: {count} objects uploaded in {uploaded:.2f} s and downloaded and verified "
+          f"in {downloaded:.2f} s with conn.batch(50)")
 
 
 def main() -> None:
