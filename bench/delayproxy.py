@@ -6,9 +6,10 @@ Run as its own process so that its CPU can be measured apart from the clients':
 
 It prints ``listening HOST:PORT LOOP`` once ready, and ``stats requests=N continues=M``
 on each SIGUSR1. Each client connection gets its own upstream connection (keep-alive on
-both sides; pipelining is tolerated, not expected). A response leaves the proxy no earlier than ``latency`` after its request finished arriving, so the
-server's own service time hides under the latency as it would behind a real network
-round trip, and `objects x latency / concurrency` is a floor that a client can approach.
+both sides; pipelining is tolerated, not expected). A response leaves the proxy no
+earlier than ``latency`` after its request finished arriving, so the server's own service
+time hides under the latency as it would behind a real network round trip, and
+``objects x latency / concurrency`` is a floor that a client can approach.
 
 ``Expect: 100-continue`` is answered here at once and stripped before forwarding: the
 client should not pay a second round trip for it, and neither should the measurement.
@@ -23,7 +24,7 @@ import asyncio
 import signal
 from collections import deque
 
-CONTINUE = b'HTTP/1.1 100 Continue\r\n\r\n'
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 MAX_HEAD_BYTES = 64 * 1024
 HIGH_WATER_BYTES = 1024 * 1024
 FLUSH_BYTES = 64 * 1024
@@ -44,91 +45,93 @@ class _Framer:
     def __init__(self, on_head):
         self._on_head = on_head
         self._buffer = bytearray()
-        self._state = 'head'   # head | done | length | chunk-size | chunk-data | trailer | close
+        self._state = "head"   # head | done | length | chunk-size | chunk-data | trailer | close
         self._remaining = 0
 
     def feed(self, data):
         self._buffer += data
         events = []
         while True:
-            if self._state == 'done':
-                events.append(('end', None))
-                self._state = 'head'
+            if self._state == "done":
+                events.append(("end", None))
+                self._state = "head"
             if not self._buffer:
                 return events
-            if self._state == 'head':
-                end = self._buffer.find(b'\r\n\r\n')
+            if self._state == "head":
+                end = self._buffer.find(b"\r\n\r\n")
                 if end < 0:
                     if len(self._buffer) > MAX_HEAD_BYTES:
-                        raise BadMessage('header section too long')
+                        raise BadMessage("header section too long")
                     return events
                 head = bytes(self._buffer[:end + 4])
                 del self._buffer[:end + 4]
-                events.append(('head', head))
+                events.append(("head", head))
                 mode, self._remaining = self._on_head(head)
-                if mode == 'none' or (mode == 'length' and self._remaining == 0):
-                    self._state = 'done'
+                if mode == "none" or (mode == "length" and self._remaining == 0):
+                    self._state = "done"
                 else:
-                    self._state = 'chunk-size' if mode == 'chunked' else mode
-            elif self._state in ('length', 'chunk-data'):
+                    self._state = "chunk-size" if mode == "chunked" else mode
+            elif self._state in ("length", "chunk-data"):
                 piece = bytes(self._buffer[:self._remaining])
                 del self._buffer[:len(piece)]
                 self._remaining -= len(piece)
-                events.append(('body', piece))
+                events.append(("body", piece))
                 if self._remaining == 0:
-                    self._state = 'done' if self._state == 'length' else 'chunk-size'
-            elif self._state in ('chunk-size', 'trailer'):
-                end = self._buffer.find(b'\r\n')
+                    self._state = "done" if self._state == "length" else "chunk-size"
+            elif self._state in ("chunk-size", "trailer"):
+                end = self._buffer.find(b"\r\n")
                 if end < 0:
                     return events
                 line = bytes(self._buffer[:end + 2])
                 del self._buffer[:end + 2]
-                events.append(('body', line))
-                if self._state == 'trailer':
-                    if line == b'\r\n':
-                        self._state = 'done'
+                events.append(("body", line))
+                if self._state == "trailer":
+                    if line == b"\r\n":
+                        self._state = "done"
                     continue
-                size_text = line.split(b';', 1)[0].strip()
+                size_text = line.split(b";", 1)[0].strip()
                 if not size_text:
                     continue             # the CRLF that closes a chunk's data
                 try:
                     size = int(size_text, 16)
                 except ValueError as err:
-                    raise BadMessage(f'bad chunk size {size_text!r}') from err
+                    raise BadMessage(f"bad chunk size {size_text!r}") from err
                 if size == 0:
-                    self._state = 'trailer'
+                    self._state = "trailer"
                 else:
-                    self._state, self._remaining = 'chunk-data', size
+                    self._state, self._remaining = "chunk-data", size
             else:  # close: everything until the connection ends
-                events.append(('body', bytes(self._buffer)))
+                events.append(("body", bytes(self._buffer)))
                 self._buffer.clear()
 
 
 def _parse_head(head):
     """Return the start line's words and a dict of lower-cased header names to values."""
-    lines = head[:-4].split(b'\r\n')
+    lines = head[:-4].split(b"\r\n")
     headers = {}
     for line in lines[1:]:
-        name, _, value = line.partition(b':')
+        name, _, value = line.partition(b":")
         headers[name.strip().lower()] = value.strip()
-    return lines[0].split(b' ', 2), headers
+    return lines[0].split(b" ", 2), headers
 
 
 def _body_mode(headers, otherwise):
-    if b'chunked' in headers.get(b'transfer-encoding', b'').lower():
-        return 'chunked', 0
-    if b'content-length' in headers:
-        return 'length', int(headers[b'content-length'])
+    if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+        return "chunked", 0
+    if b"content-length" in headers:
+        return "length", int(headers[b"content-length"])
     return otherwise, 0
 
 
 def _without_expect(head):
-    lines = head[:-4].split(b'\r\n')
-    kept = [line for line in lines if not line.lower().startswith(b'expect:')]
-    return b'\r\n'.join(kept) + b'\r\n\r\n'
+    lines = head[:-4].split(b"\r\n")
+    kept = [line for line in lines if not line.lower().startswith(b"expect:")]
+    return b"\r\n".join(kept) + b"\r\n\r\n"
 
 
 class Stats:
+    """Counters for the whole process, printed on SIGUSR1."""
+
     requests = 0
     continues = 0
 
@@ -140,7 +143,7 @@ class Downstream(asyncio.Protocol):
         self._upstream_address = upstream_address
         self._latency_s = latency_s
         self._loop = asyncio.get_running_loop()
-        self._transport = None
+        self.transport = None
         self._upstream = None            # the Upstream protocol once connected
         self._pending_upstream = []      # bytes for upstream before it is connected
         self._requests = _Framer(self._on_request_head)
@@ -156,7 +159,7 @@ class Downstream(asyncio.Protocol):
     # -- client side -------------------------------------------------------------------------
 
     def connection_made(self, transport):
-        self._transport = transport
+        self.transport = transport
         self._loop.create_task(self._connect())
 
     async def _connect(self):
@@ -165,13 +168,13 @@ class Downstream(asyncio.Protocol):
             _, self._upstream = await self._loop.create_connection(
                 lambda: Upstream(self), host, port)
         except OSError:
-            self._transport.close()
+            self.transport.close()
             return
-        self._upstream.transport.write(b''.join(self._pending_upstream))
+        self._upstream.transport.write(b"".join(self._pending_upstream))
         self._pending_upstream = None
 
     def _flush_upstream(self):
-        data = b''.join(self._outgoing)
+        data = b"".join(self._outgoing)
         self._outgoing.clear()
         self._outgoing_bytes = 0
         if self._upstream is not None:
@@ -183,15 +186,15 @@ class Downstream(asyncio.Protocol):
         try:
             events = self._requests.feed(data)
         except BadMessage:
-            self._transport.close()
+            self.transport.close()
             return
         for kind, payload in events:
-            if kind == 'end':
+            if kind == "end":
                 self._arrived.append(self._loop.time())
                 self._flush_upstream()
                 continue
-            if kind == 'head' and self._expects_continue:
-                self._transport.write(CONTINUE)
+            if kind == "head" and self._expects_continue:
+                self.transport.write(CONTINUE)
                 Stats.continues += 1
                 payload = _without_expect(payload)
             self._outgoing.append(payload)
@@ -204,9 +207,9 @@ class Downstream(asyncio.Protocol):
     def _on_request_head(self, head):
         (method, *_), headers = _parse_head(head)
         self._methods.append(method)
-        self._expects_continue = headers.get(b'expect', b'').lower() == b'100-continue'
+        self._expects_continue = headers.get(b"expect", b"").lower() == b"100-continue"
         Stats.requests += 1
-        return _body_mode(headers, 'none')
+        return _body_mode(headers, "none")
 
     def connection_lost(self, exc):
         if self._upstream is not None:
@@ -227,55 +230,57 @@ class Downstream(asyncio.Protocol):
         (_, status, *_), headers = _parse_head(head)
         code = int(status)
         if code < 200:
-            return 'none', 0
-        method = self._methods.popleft() if self._methods else b'GET'
-        if code in (204, 304) or method == b'HEAD':
-            return 'none', 0
-        return _body_mode(headers, 'close')
+            return "none", 0
+        method = self._methods.popleft() if self._methods else b"GET"
+        if code in (204, 304) or method == b"HEAD":
+            return "none", 0
+        return _body_mode(headers, "close")
 
     def upstream_data(self, data):
         try:
             events = self._responses.feed(data)
         except BadMessage:
-            self._transport.close()
+            self.transport.close()
             return
         direct = []
         for kind, payload in events:
-            if kind == 'head':
-                code = int(payload.split(b' ', 2)[1])
+            if kind == "head":
+                code = int(payload.split(b" ", 2)[1])
                 if code == 100:
                     continue             # we already said Continue to the client ourselves
                 if code >= 200:
-                    # A response to a request still arriving (an early error) waits a full
-                    # latency from now.
+                    # An early answer to a request still arriving (an error, say) waits a
+                    # full latency from now.
                     arrived = self._arrived.popleft() if self._arrived else self._loop.time()
                     delay = arrived + self._latency_s - self._loop.time()
                     if delay > 0 and self._held is None:
                         self._held = []
                         self._loop.call_later(delay, self._release)
-            if kind != 'end':
+            if kind != "end":
                 (direct if self._held is None else self._held).append(payload)
         if direct:
-            self._transport.write(b''.join(direct))
+            self.transport.write(b"".join(direct))
         if self._held is not None and sum(map(len, self._held)) > HIGH_WATER_BYTES:
             self._upstream.transport.pause_reading()
 
     def _release(self):
         held, self._held = self._held, None
-        if held and not self._transport.is_closing():
-            self._transport.write(b''.join(held))
+        if held and not self.transport.is_closing():
+            self.transport.write(b"".join(held))
         if self._upstream is not None:
             self._upstream.transport.resume_reading()
         if self._upstream_closed:
-            self._transport.close()
+            self.transport.close()
 
     def upstream_lost(self):
         self._upstream_closed = True
         if self._held is None:
-            self._transport.close()
+            self.transport.close()
 
 
 class Upstream(asyncio.Protocol):
+    """The server side of a Downstream: hands everything to it."""
+
     def __init__(self, downstream):
         self.downstream = downstream
         self.transport = None
@@ -290,19 +295,19 @@ class Upstream(asyncio.Protocol):
         self.downstream.upstream_lost()
 
     def pause_writing(self):
-        self.downstream._transport.pause_reading()
+        self.downstream.transport.pause_reading()
 
     def resume_writing(self):
-        self.downstream._transport.resume_reading()
+        self.downstream.transport.resume_reading()
 
 
 def _address(text):
-    host, _, port = text.rpartition(':')
-    return host or '127.0.0.1', int(port)
+    host, _, port = text.rpartition(":")
+    return host or "127.0.0.1", int(port)
 
 
 def _print_stats():
-    print(f'stats requests={Stats.requests} continues={Stats.continues}', flush=True)
+    print(f"stats requests={Stats.requests} continues={Stats.continues}", flush=True)
 
 
 async def serve(listen, upstream, latency_s):
@@ -310,7 +315,7 @@ async def serve(listen, upstream, latency_s):
     server = await loop.create_server(
         lambda: Downstream(upstream, latency_s), *listen, backlog=1024)
     host, port = server.sockets[0].getsockname()[:2]
-    print(f'listening {host}:{port} {type(loop).__module__.split(".")[0]}', flush=True)
+    print(f"listening {host}:{port} {type(loop).__module__.split('.')[0]}", flush=True)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -320,11 +325,11 @@ async def serve(listen, upstream, latency_s):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--listen', type=_address, default=('127.0.0.1', 0),
-                        help='HOST:PORT to listen on (default 127.0.0.1:0, any free port)')
-    parser.add_argument('--upstream', type=_address, required=True, help='HOST:PORT of the server')
-    parser.add_argument('--latency-ms', type=float, default=20.0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--listen", type=_address, default=("127.0.0.1", 0),
+                        help="HOST:PORT to listen on (default 127.0.0.1:0, any free port)")
+    parser.add_argument("--upstream", type=_address, required=True, help="HOST:PORT of the server")
+    parser.add_argument("--latency-ms", type=float, default=20.0)
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -335,5 +340,5 @@ def main(argv=None):
     runner(serve(args.listen, args.upstream, args.latency_ms / 1000))
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

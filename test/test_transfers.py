@@ -246,3 +246,25 @@ def test_deprecated_names_still_work_and_warn(conn, tmp_path):
     with pytest.warns(DeprecationWarning, match="downloadFile"):
         conn.downloadFile(BUCKET, "f", str(tmp_path / "g"))
     assert (tmp_path / "g").read_bytes() == b"file data"
+
+
+def test_directories_are_refused_by_name(conn, tmp_path):
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        conn.upload_file(BUCKET, "k", tmp_path)
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        conn.download_file(BUCKET, "k", tmp_path)
+
+
+def test_deprecated_names_accept_file_objects(conn):
+    with pytest.warns(DeprecationWarning):
+        conn.uploadFile(BUCKET, "fo", io.BytesIO(b"from a file object"))
+    sink = io.BytesIO()
+    with pytest.warns(DeprecationWarning):
+        conn.downloadFile(BUCKET, "fo", sink)
+    assert sink.getvalue() == b"from a file object"
+
+
+def test_create_bucket_checks_the_name_and_wait_without_background_work(conn):
+    with pytest.raises(ValueError, match="'x'"):
+        conn.create_bucket("x")
+    assert conn.wait() is True  # no background work: nothing to wait for
