@@ -134,6 +134,8 @@ def run_variant(variant, python, bucket, args, server, proxy):
                "--concurrency", str(args.concurrency),
                "--access-key", server.access_key, "--secret-key", server.secret_key,
                "--handshake"]
+    if variant == SEQUENTIAL:
+        command += ["--direct-endpoint", server.url]
     # Generous: sequential boto3 needs 2 x objects x latency, plus startup.
     timeout_s = 120 + 2 * args.objects * (args.latency_ms / 1000 + 0.05) * 2
     with tempfile.TemporaryFile("w+") as stderr:
@@ -244,6 +246,12 @@ def summarise(runs, args):
                 "other_load": other_cpu and other_cpu["median"] / wall["median"],
                 "stolen_load": stolen_cpu and stolen_cpu["median"] / wall["median"],
             }
+        if variant == SEQUENTIAL:
+            entry["back_to_back_cpu_ms_per_object"] = {
+                phase: statistics.median(
+                    run["phases"][f"bare-{phase}"]["cpu_s"] * 1000
+                    / run["phases"][f"bare-{phase}"]["objects"] for run in done)
+                for phase in PHASES if all(f"bare-{phase}" in run["phases"] for run in done)}
         summary[variant] = entry
     base = summary.get("s3po")
     for entry in summary.values():
@@ -302,16 +310,23 @@ def targets(summary):
         wall = s3po[phase]["wall_s"]["median"]
         if sequential:
             speedup = sequential[phase]["wall_s"]["median"] / wall
-            checks.append((f"{phase}: s3po speed-up over sequential boto3", f"{speedup:.1f}x",
-                           f">= {TARGET_SPEEDUP}x", speedup >= TARGET_SPEEDUP))
+            checks.append((f"{phase}: sequential boto3's wall / s3po's", round(speedup, 2),
+                           f">= {TARGET_SPEEDUP}", speedup >= TARGET_SPEEDUP))
             ratio = s3po[phase]["cpu_ms_per_object"] / sequential[phase]["cpu_ms_per_object"]
             checks.append((f"{phase}: s3po CPU per object / a bare boto3 call's",
-                           f"{ratio:.2f}", f"<= {TARGET_CPU_RATIO}", ratio <= TARGET_CPU_RATIO))
+                           round(ratio, 2), f"<= {TARGET_CPU_RATIO}", ratio <= TARGET_CPU_RATIO))
+            warm = sequential.get("back_to_back_cpu_ms_per_object", {}).get(phase)
+            if warm:
+                # The stricter reading: a warm call that never sleeps costs less CPU.
+                ratio = s3po[phase]["cpu_ms_per_object"] / warm
+                checks.append((f"{phase}: s3po CPU per object / a back-to-back boto3 call's",
+                               round(ratio, 2), f"<= {TARGET_CPU_RATIO}",
+                               ratio <= TARGET_CPU_RATIO))
         if peers_present:
             best = min(peers_present, key=lambda name: summary[name][phase]["wall_s"]["median"])
             ratio = wall / summary[best][phase]["wall_s"]["median"]
             checks.append((f"{phase}: s3po wall / best boto3-based peer's ({best})",
-                           f"{ratio:.2f}", "<= 1.00", ratio <= 1.0))
+                           round(ratio, 2), "<= 1.00", ratio <= 1.0))
     return checks
 
 
@@ -384,8 +399,13 @@ def report(summary, floor_s, unavailable, runs, args, server, proxy, notes):
         bare = ", ".join(f"{phase} {sequential[phase]['cpu_ms_per_object']:.2f} ms"
                          for phase in PHASES)
         lines.append(f"bare boto3 client call ({SEQUENTIAL}), CPU per object: {bare}")
+        warm = sequential.get("back_to_back_cpu_ms_per_object")
+        if warm:
+            lines.append("  the same calls back to back, straight to the server (no idle wait "
+                         "between them): " + ", ".join(f"{phase} {value:.2f} ms"
+                                                       for phase, value in warm.items()))
     for name, value, goal, met in targets(summary):
-        lines.append(f"target  {name}: {value} (goal {goal}) {'met' if met else 'MISSED'}")
+        lines.append(f"target  {name}: {value:.2f} (goal {goal}) {'met' if met else 'MISSED'}")
     if "s3po" not in summary:
         lines.append("targets: n/a until s3po runs")
     saturation = saturation_notes(summary, server)
@@ -481,6 +501,7 @@ def main(argv=None):
         "targets": [{"name": name, "value": value, "goal": goal, "met": met}
                     for name, value, goal, met in targets(summary)],
         "saturation": saturation,
+        "noise": noise_notes(summary),
         "notes": notes,
         "versions": versions,
         "runs": runs,

@@ -23,6 +23,7 @@ import sys
 import time
 
 REGION = "us-east-1"
+BARE_SAMPLE = 500       # objects for the back-to-back reference calls
 
 
 class Unavailable(Exception):
@@ -47,7 +48,8 @@ class Phases:
     requests cannot leak into this phase's sample. The wait is outside the clock.
     """
 
-    def __init__(self, handshake):
+    def __init__(self, objects, handshake):
+        self.objects = objects
         self.results = {}
         self._handshake = handshake
 
@@ -56,13 +58,13 @@ class Phases:
         if self._handshake:
             sys.stdin.readline()
 
-    def run(self, name, fn):
+    def run(self, name, fn, objects=None):
         self._announce("start", name)
         wall, cpu = time.perf_counter(), _cpu_s()
         value = fn()
         wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
         self._announce("end", name)
-        self.results[name] = {"wall_s": wall, "cpu_s": cpu}
+        self.results[name] = {"wall_s": wall, "cpu_s": cpu, "objects": objects or self.objects}
         return value
 
     async def run_async(self, name, make):
@@ -72,7 +74,7 @@ class Phases:
         value = await make()
         wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
         self._announce("end", name)
-        self.results[name] = {"wall_s": wall, "cpu_s": cpu}
+        self.results[name] = {"wall_s": wall, "cpu_s": cpu, "objects": self.objects}
         return value
 
 
@@ -103,11 +105,15 @@ def _botocore_config(args, config_class):
     )
 
 
-def _boto3_client(args):
+def _boto3_session():
     import boto3
+    return boto3.session.Session()
+
+
+def _boto3_client(args, session=None, endpoint=None):
     from botocore.config import Config
-    return boto3.session.Session().client(
-        "s3", endpoint_url=args.endpoint, region_name=REGION,
+    return (session or _boto3_session()).client(
+        "s3", endpoint_url=endpoint or args.endpoint, region_name=REGION,
         aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
         config=_botocore_config(args, Config))
 
@@ -156,18 +162,29 @@ def run_s3po(args, phases, patch=True):
 
 
 def run_boto3_sequential(args, phases):
-    client = _boto3_client(args)
+    session = _boto3_session()
+    client = _boto3_client(args, session, args.endpoint)
     keys, data = _keys(args), _payload(args)
 
-    def upload():
+    def upload(client, keys):
         for key in keys:
             client.put_object(Bucket=args.bucket, Key=key, Body=data)
 
-    def download():
+    def download(client, keys):
         return [client.get_object(Bucket=args.bucket, Key=key)["Body"].read() for key in keys]
 
-    phases.run("upload", upload)
-    _verify(args, phases.run("download", download))
+    phases.run("upload", lambda: upload(client, keys))
+    _verify(args, phases.run("download", lambda: download(client, keys)))
+    if args.direct_endpoint:
+        # The same calls back to back, straight to the server: a warm client that never
+        # waits, so its CPU per call has no wake-up after an idle 20 ms in it. A reference
+        # beside the one above, not part of the comparison.
+        direct = _boto3_client(args, session, args.direct_endpoint)
+        sample = keys[:BARE_SAMPLE]
+        upload(direct, sample[:1])
+        download(direct, sample[:1])
+        phases.run("bare-upload", lambda: upload(direct, sample), len(sample))
+        phases.run("bare-download", lambda: download(direct, sample), len(sample))
     return _boto3_versions()
 
 
@@ -314,11 +331,13 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--access-key", required=True)
     parser.add_argument("--secret-key", required=True)
+    parser.add_argument("--direct-endpoint",
+                        help="boto3-sequential only: also time back-to-back calls to this URL")
     parser.add_argument("--handshake", action="store_true",
                         help="after each phase announcement, wait for a line on stdin")
     args = parser.parse_args(argv)
 
-    phases = Phases(args.handshake)
+    phases = Phases(args.objects, args.handshake)
     started = time.perf_counter()
     try:
         versions = VARIANTS[args.variant](args, phases)
