@@ -87,4 +87,34 @@ def build_client(
         # A fresh Session, not boto3's module-level default: Sessions are not safe to
         # share between threads while clients are being created.
         session = boto3.session.Session()
-    return session.client("s3", config=config, **kwargs)
+    client = session.client("s3", config=config, **kwargs)
+    skip_expect_continue(client)
+    return client
+
+
+# Bodies up to this size go out without "Expect: 100-continue".
+EXPECT_CONTINUE_MIN_BYTES = 8 * 1024 * 1024
+
+
+def skip_expect_continue(client: Any) -> None:
+    """Stop ``client`` from sending "Expect: 100-continue" with small bodies.
+
+    botocore turns every PutObject and UploadPart body into a file object and then
+    asks the server for permission before sending it: a whole round trip per request,
+    which for a small object costs more than sending the body outright. Large bodies
+    keep the header, so a server that refuses them does so before megabytes go out.
+    Registered on this client's own event hooks, so no other client is affected.
+    """
+    # botocore adds the header from a handler on "before-call.s3"; a handler on the
+    # same event, registered last, runs after it (a more specific event would run first).
+    client.meta.events.register_last("before-call.s3", _drop_expect_for_small_bodies)
+
+
+def _drop_expect_for_small_bodies(params: dict, **kwargs: Any) -> None:
+    from botocore.utils import determine_content_length
+
+    if "Expect" not in params.get("headers", {}):
+        return
+    size = determine_content_length(params.get("body"))
+    if size is not None and size <= EXPECT_CONTINUE_MIN_BYTES:
+        del params["headers"]["Expect"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ class Batch:
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         method = getattr(self._connection, operation)
         # Wrong arguments are a bug at the call site: say so now, not at the end.
-        bound = inspect.signature(method).bind(*args, **kwargs)
+        bound = _signature(operation).bind(None, *args, **kwargs)
         bucket = bound.arguments.get("bucket", bound.arguments.get("dst_bucket"))
         key = bound.arguments.get("key", bound.arguments.get("dst_key", bound.arguments.get("prefix")))
         self._pool.wait_available()
@@ -186,6 +187,14 @@ class Batch:
         if self._raise_errors and self._errors:
             raise BatchError(self._errors)
         return None
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(operation: str) -> inspect.Signature:
+    """The signature of ``Connection.<operation>`` (with ``self``), computed once."""
+    from .connection import Connection
+
+    return inspect.signature(getattr(Connection, operation))
 
 
 def _operation(name: str) -> Callable[..., Call]:

@@ -322,3 +322,12 @@ def test_a_missing_key_or_bucket_is_not_found_in_one_request(wire_conn, proxy):
     with pytest.raises(s3po.NotFound, match="no such bucket"):
         wire_conn.download("missing-bucket-s3po", "k")
     assert proxy.count() == 2
+
+
+def test_small_puts_skip_expect_continue_and_large_ones_keep_it(wire_conn, proxy, tmp_path):
+    wire_conn.upload(BUCKET, "small", b"x" * 100_000)
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(9 * 1024 * 1024))
+    wire_conn.upload_file(BUCKET, "big", big)
+    expects = {r.path: r.headers.get("Expect") for r in proxy.requests if r.method == "PUT"}
+    assert expects == {object_path("small"): None, object_path("big"): "100-continue"}
