@@ -10,7 +10,7 @@ import gzip
 import hashlib
 import tempfile
 import zlib
-from typing import BinaryIO, Callable, Iterator, Optional
+from typing import IO, Callable, Iterator, Optional
 
 __all__ = [
     "CODECS",
@@ -69,7 +69,7 @@ def compress_bytes(data: bytes, codec: str) -> bytes:
 class CompressedSpool:
     """Compressed bytes in a spooled temporary file, with their size and MD5."""
 
-    def __init__(self, fileobj: BinaryIO, size: int, md5: "hashlib._Hash") -> None:
+    def __init__(self, fileobj: IO[bytes], size: int, md5: "hashlib._Hash") -> None:
         self.file = fileobj
         self.size = size
         self.md5 = md5

@@ -38,6 +38,10 @@ from .stream import ObjectStream, open_stream
 
 __all__ = ["Connection", "MiB"]
 
+# Spelled out here: inside class Connection, "list" names the method.
+KeyChunk = list[str]
+Refusals = list[tuple[str, str, str]]
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -457,15 +461,16 @@ class Connection:
         check_prefix(prefix)
         return self._delete_chunks(bucket, prefix, _chunks(self._list_names(bucket, prefix, None), DELETE_BATCH))
 
-    def _delete_chunks(self, bucket: str, prefix: Optional[str], chunks: Iterator[list]) -> int:
+    def _delete_chunks(self, bucket: str, prefix: Optional[str], chunks: Iterator[KeyChunk]) -> int:
         deleted = 0
-        refused: list[tuple[str, str, str]] = []
+        refused: Refusals = []
         for chunk in chunks:
             request = {"Objects": [{"Key": key} for key in chunk], "Quiet": False}
-            response = self._run(
-                "delete", DeleteException, bucket, prefix,
-                lambda request=request: self.conn.delete_objects(Bucket=bucket, Delete=request),
-            )
+
+            def attempt(request: dict = request) -> Any:
+                return self.conn.delete_objects(Bucket=bucket, Delete=request)
+
+            response = self._run("delete", DeleteException, bucket, prefix, attempt)
             deleted += len(response.get("Deleted", ()))
             refused += [(e.get("Key"), e.get("Code"), e.get("Message")) for e in response.get("Errors", ())]
         if refused:
@@ -577,8 +582,8 @@ def _utf8(name: str) -> bytes:
     return name.encode("utf-8", "surrogatepass")
 
 
-def _chunks(items: Iterator[T], size: int) -> Iterator[list]:
-    chunk: list = []
+def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:

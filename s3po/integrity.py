@@ -30,7 +30,7 @@ def etag_is_md5(etag: Optional[str], response: Mapping[str, Any]) -> bool:
 
 def verify_upload_etag(md5_hex: str, etag: Optional[str], response: Mapping[str, Any]) -> None:
     """Raise ChecksumMismatch when the server stored something other than what we sent."""
-    if etag_is_md5(etag, response) and etag.lower() != md5_hex:
+    if etag is not None and etag_is_md5(etag, response) and etag.lower() != md5_hex:
         raise ChecksumMismatch(
             f"the server's ETag {etag} is not the MD5 {md5_hex} of the bytes sent"
         )
@@ -40,7 +40,7 @@ class BodyCheck:
     """Counts and hashes a response body as it streams; ``verify`` compares at the end."""
 
     def __init__(self, etag: Optional[str], content_length: Optional[int], response: Mapping[str, Any]) -> None:
-        self.expected_md5 = etag.lower() if etag_is_md5(etag, response) else None
+        self.expected_md5 = etag.lower() if etag is not None and etag_is_md5(etag, response) else None
         self.expected_size = content_length
         self.size = 0
         self._md5 = hashlib.md5() if self.expected_md5 else None

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import io
 import tempfile
-from typing import Any, BinaryIO, Optional, Union
+from typing import IO, Any, Optional, Union
 
 from .compression import SPOOL_THRESHOLD, compress_bytes, compress_stream
 
@@ -26,7 +26,7 @@ class Payload:
     puts it back for the next attempt; ``close`` releases any spool we made.
     """
 
-    def __init__(self, body: Union[bytes, BinaryIO], size: int, md5: "hashlib._Hash", *,
+    def __init__(self, body: Union[bytes, IO[bytes]], size: int, md5: "hashlib._Hash", *,
                  start: int = 0, owned: bool = False) -> None:
         self.body = body
         self.size = size

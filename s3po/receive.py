@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import tempfile
-from typing import Any, BinaryIO, Mapping, Optional
+from typing import IO, Any, BinaryIO, Mapping, Optional
 
 from .compression import CHUNK, SPOOL_THRESHOLD, CorruptBody, Decoder, codec_of
 from .integrity import BodyCheck
@@ -27,7 +27,7 @@ class Destination:
         self._target = fobj
         self._start: Optional[int] = None
         if fobj is None:
-            self._out: BinaryIO = io.BytesIO()
+            self._out: IO[bytes] = io.BytesIO()
         elif _seekable(fobj):
             self._start = fobj.tell()
             self._out = fobj

@@ -1,6 +1,5 @@
 """upload / download in all their forms, on moto in-process and over HTTP."""
 
-import datetime
 import gzip
 import hashlib
 import io
