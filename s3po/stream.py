@@ -113,6 +113,16 @@ class _ResumingReader(io.RawIOBase):
                     raise translate(exc, DownloadException, "read", self._bucket, self._key) from exc
                 cause = exc
                 continue
+            content_range = response.get("ContentRange") or ""
+            if not content_range.startswith(f"bytes {self._offset}-"):
+                # A server that ignored Range sent the object from its start: reading on
+                # would splice the beginning in after the bytes already handed out.
+                response["Body"].close()
+                raise DownloadException(
+                    f"read {s3_url(self._bucket, self._key)} failed: asked to resume at byte "
+                    f"{self._offset} but the server answered {content_range or 'without a range'}",
+                    bucket=self._bucket, key=self._key, operation="read",
+                ) from cause
             self._body = response["Body"]
             return
 

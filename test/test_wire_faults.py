@@ -331,3 +331,18 @@ def test_small_puts_skip_expect_continue_and_large_ones_keep_it(wire_conn, proxy
     wire_conn.upload_file(BUCKET, "big", big)
     expects = {r.path: r.headers.get("Expect") for r in proxy.requests if r.method == "PUT"}
     assert expects == {object_path("small"): None, object_path("big"): "100-continue"}
+
+
+def test_open_refuses_a_resume_that_ignored_the_range(wire_conn, proxy):
+    from botocore.stub import Stubber  # the second answer: a whole body, not a range
+
+    wire_conn.upload(BUCKET, "s", DATA)
+    proxy.clear()
+    proxy.add_fault("truncate", count=1, method="GET", keep=10_000)
+    stream = wire_conn.open(BUCKET, "s")
+    assert stream.read(5_000) == DATA[:5_000]
+    with Stubber(wire_conn.conn) as stub:
+        stub.add_response("get_object", {"Body": io.BytesIO(DATA), "ContentLength": len(DATA)})
+        with pytest.raises(s3po.DownloadException, match="resume at byte 10000"):
+            stream.read()
+    stream.close()
