@@ -19,6 +19,8 @@ from pathlib import Path
 
 import peers
 
+from s3po.localserver import free_port
+
 BENCH = Path(__file__).resolve().parent
 START_TIMEOUT_S = 30
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -48,12 +50,6 @@ def machine_cpu_s():
         return None, None
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
     return (user + nice + system + irq + softirq) / CLOCK_TICKS, steal / CLOCK_TICKS
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for_port(process, port, log_path):
@@ -99,7 +95,7 @@ class Server:
         self.kind = kind
         cores, self.access_key, self.secret_key = self.KINDS[kind]
         self.cores = os.cpu_count() if cores == "all" else cores
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._dir = tempfile.mkdtemp(prefix=f"s3po-bench-{kind}-")
         self._log = Path(self._dir) / "server.log"

@@ -9,56 +9,13 @@ and stops the server. This is an application, so it prints.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from contextlib import contextmanager
-from typing import Iterator
 
 import s3po
+from s3po.localserver import MotoServer
 
 BUCKET = "s3po-demo"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def local_s3_server(timeout_s: float = 30.0) -> Iterator[str]:
-    """moto's standalone server on 127.0.0.1, for the duration of the block; yields its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tempfile.TemporaryFile()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"moto server did not start:\n{log.read().decode(errors='replace')[-2000:]}")
-                time.sleep(0.1)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def run(endpoint_url: str) -> None:
@@ -125,8 +82,8 @@ def bulk_job(conn: s3po.Connection, count: int = 500) -> None:
 
 
 def main() -> None:
-    with local_s3_server() as url:
-        run(url)
+    with MotoServer() as server:
+        run(server.url)
 
 
 if __name__ == "__main__":

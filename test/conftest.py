@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from faultproxy import FaultProxy
-from s3server import MotoServer, isolated_aws_environment
+from s3server import isolated_aws_environment, isolated_moto_server
 
 
 def _isolate_from_developer_aws_config() -> None:
@@ -36,7 +35,7 @@ _isolate_from_developer_aws_config()
 @pytest.fixture(scope="session")
 def moto_server():
     """moto's S3 server on 127.0.0.1, shared by the whole session (state is not reset)."""
-    with MotoServer() as server:
+    with isolated_moto_server() as server:
         yield server
 
 
