@@ -69,7 +69,6 @@ class Batch:
         self._connection = connection
         self._pool = Pool(poolsize)
         self._executor = Executor(poolsize, connection._limiters())
-        self._executor_is_patched = self._executor.patched
         self._raise_errors = raise_errors
         self._keep_results = keep_results
         self._calls: list[Call] = []
@@ -130,7 +129,7 @@ class Batch:
         """Each call's value in submission order; None for calls that failed."""
         if not self._keep_results:
             raise RuntimeError("this batch was made with keep_results=False and kept no results")
-        return [call.value if call.ready() and call.successful() else None for call in self._calls]
+        return [call.value if call.successful() else None for call in self._calls]
 
     def success(self) -> bool:
         """True only if every call has finished and none failed."""
@@ -140,16 +139,27 @@ class Batch:
         """A CallError (operation, bucket, key, exception) for each call that failed."""
         return list(self._errors)
 
+    def take_errors(self) -> list[CallError]:
+        """The failures so far, forgotten once taken (each is reported once)."""
+        taken, self._errors = self._errors, []
+        self._reported = 0
+        return taken
+
     @property
     def counts(self) -> dict[str, int]:
         return {"submitted": self._submitted, "finished": self._finished, "failed": len(self._errors)}
+
+    @property
+    def pending(self) -> int:
+        """Calls submitted and not yet finished."""
+        return self._submitted - self._finished
 
     # -- ending ----------------------------------------------------------------------
 
     def cancel(self) -> None:
         """Stop calls that have not started; calls already sending finish or are killed."""
         self._executor.cancelled = True
-        if self._executor_is_patched:
+        if self._executor.patched:
             self._pool.kill(block=True)
         else:
             # Threads cannot be interrupted safely; the queued ones see the flag and
@@ -163,11 +173,15 @@ class Batch:
         try:
             self.wait()
         finally:
-            self._closed = True
-            self._executor.close()
-        self._report()
+            self._release()
+        self.report_errors()
 
-    def _report(self) -> None:
+    def _release(self) -> None:
+        self._closed = True
+        self._executor.close()
+
+    def report_errors(self) -> None:
+        """Log each failure not logged yet at ERROR."""
         for error in self._errors[self._reported:]:
             logger.error("batch call failed: %s", error)
         self._reported = len(self._errors)
@@ -180,8 +194,7 @@ class Batch:
             try:
                 self.cancel()
             finally:
-                self._closed = True
-                self._executor.close()
+                self._release()
             return None  # the block's own exception propagates
         self.close()
         if self._raise_errors and self._errors:

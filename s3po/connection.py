@@ -30,7 +30,7 @@ from .errors import (
 )
 from .headers import guess_content_type, to_put_params
 from .integrity import verify_upload_etag
-from .payload import check_data, prepare
+from .payload import prepare
 from .receive import Destination, receive
 from .records import Key, from_head, from_listing, strip_etag
 from .retry import RetryPolicy, check_retries
@@ -128,11 +128,11 @@ class Connection:
         bucket: str,
         key: Optional[str],
         attempt: Callable[[], T],
-        retries: Optional[int] = None,
+        policy: Optional[RetryPolicy] = None,
         on_retry: Optional[Callable[[], None]] = None,
     ) -> T:
         """One S3 call with the retry policy; every failure leaves as an s3po error."""
-        policy = self._policy(retries)
+        policy = policy or self.retry_policy
         try:
             return policy.call(attempt, what=f"{operation} {s3_url(bucket, key)}", on_retry=on_retry)
         except S3POException:
@@ -178,18 +178,10 @@ class Connection:
         if background is None:
             return True
         done = background.wait(timeout)
-        failed = background._errors[:]
-        del background._errors[:]
+        failed = background.take_errors()
         if failed:
             raise BatchError(failed)
         return done
-
-    def _pending_background(self) -> int:
-        background = self._background
-        if background is None:
-            return 0
-        counts = background.counts
-        return counts["submitted"] - counts["finished"]
 
     # -- uploads -------------------------------------------------------------------
 
@@ -212,10 +204,9 @@ class Connection:
         """
         check_bucket(bucket)
         check_key(key)
-        check_data(data)
         codec = check_codec(compress)
         params = to_put_params(headers)
-        self._policy(retries)
+        policy = self._policy(retries)
         if codec:
             declared = params.get("ContentEncoding")
             if declared and declared.strip().lower() != codec:
@@ -241,7 +232,7 @@ class Connection:
                 return Key(bucket, key, size=payload.size, etag=etag, version_id=response.get("VersionId"))
 
             try:
-                return self._run("upload", UploadException, bucket, key, attempt, retries, payload.rewind)
+                return self._run("upload", UploadException, bucket, key, attempt, policy, payload.rewind)
             except UploadException as exc:
                 if isinstance(exc.__cause__, ChecksumMismatch):
                     self._remove_corrupt(bucket, key, getattr(exc.__cause__, "version_id", None))
@@ -297,7 +288,7 @@ class Connection:
         """
         check_bucket(bucket)
         check_key(key)
-        self._policy(retries)
+        policy = self._policy(retries)
         if fobj is not None:
             if isinstance(fobj, io.TextIOBase):
                 raise TypeError("fobj must be opened in binary mode ('wb'), not text mode")
@@ -310,7 +301,7 @@ class Connection:
             receive(response, dest, decompress)
 
         try:
-            self._run("download", DownloadException, bucket, key, attempt, retries, dest.reset)
+            self._run("download", DownloadException, bucket, key, attempt, policy, dest.reset)
         except BaseException:
             dest.discard()
             raise
@@ -500,9 +491,11 @@ class Connection:
                        last_modified=result.get("LastModified"), version_id=response.get("VersionId"))
 
         try:
-            return self._run("copy", UploadException, dst_bucket, dst_key, attempt, retries)
+            return self._run("copy", UploadException, dst_bucket, dst_key, attempt, self._policy(retries))
         except UploadException as exc:
-            if exc.code in ("NoSuchKey", "NoSuchBucket", "404"):
+            # NoSuchKey can only be the source; NoSuchBucket could be either bucket,
+            # so it stays an UploadException that names the code.
+            if exc.code == "NoSuchKey":
                 raise NotFound(
                     f"copy {s3_url(src_bucket, src_key)} -> {s3_url(dst_bucket, dst_key)} failed: "
                     f"{exc.code}", bucket=src_bucket, key=src_key, code=exc.code, operation="copy",
@@ -566,12 +559,11 @@ _with_background_work: "weakref.WeakSet[Connection]" = weakref.WeakSet()
 def _finish_background_work() -> None:
     """At exit, finish background calls still pending rather than drop them."""
     for connection in list(_with_background_work):
-        pending = connection._pending_background()
-        if pending:
-            logger.warning("finishing %d background call(s) of %r before exit", pending, connection)
         background = connection._background
+        if background.pending:
+            logger.warning("finishing %d background call(s) of %r before exit", background.pending, connection)
         background.wait()
-        background._report()
+        background.report_errors()
 
 
 def _deprecated(old: str, new: str) -> None:

@@ -138,17 +138,18 @@ def translate(
         cls = NotFound
         reason = _MISSING_REASONS.get(code, "not found (no such key or bucket)")
     else:
-        reason = _describe(exc)
+        reason = describe(exc)
     message = f"{operation} {s3_url(bucket, key)} failed: {reason}"
     return cls(message, bucket=bucket, key=key, code=code, operation=operation)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """One line on what went wrong: "SlowDown (HTTP 503) Please reduce...", or "Type: text"."""
     response = _response(exc)
     if response is not None:
         err = response.get("Error", {})
-        code = err.get("Code") or http_status(exc)
+        code = err.get("Code") or "error"
         text = err.get("Message") or ""
-        return f"{code} {text}".strip()
+        return f"{code} (HTTP {http_status(exc)}) {text}".strip()
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text

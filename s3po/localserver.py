@@ -59,13 +59,12 @@ class MotoServer:
 
     @property
     def url(self) -> str:
-        self._require_running()
+        self._running()
         return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:
-        self._require_running()
-        return self._process.pid
+        return self._running().pid
 
     @property
     def log_path(self) -> Optional[Path]:
@@ -84,7 +83,7 @@ class MotoServer:
                 self._wait_until_answering()
                 return self
             except ServerStartError:
-                exited_early = self._process.poll() is not None
+                exited_early = self._running().poll() is not None
                 self._discard_process()
                 if not exited_early or attempt == 2:
                     raise
@@ -132,10 +131,11 @@ class MotoServer:
     def _wait_until_answering(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
         last_error: Optional[Exception] = None
+        process = self._running()
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise ServerStartError(
-                    f"moto server exited with code {self._process.returncode} "
+                    f"moto server exited with code {process.returncode} "
                     f"while starting on port {self.port}\n{self._log_tail()}"
                 )
             try:
@@ -161,6 +161,8 @@ class MotoServer:
             connection.close()
 
     def _log_tail(self, lines: int = 30) -> str:
+        if self._log_path is None:
+            return "(no server log)"
         try:
             text = self._log_path.read_text(errors="replace")
         except OSError:
@@ -169,7 +171,7 @@ class MotoServer:
         return f"--- last lines of {self._log_path} ---\n{tail}"
 
     def _discard_process(self) -> None:
-        process, self._process = self._process, None
+        process, self._process = self._running(), None
         try:
             if process.poll() is None:
                 process.terminate()
@@ -183,6 +185,7 @@ class MotoServer:
                 self._log_path.unlink(missing_ok=True)
                 self._log_path = None
 
-    def _require_running(self) -> None:
+    def _running(self) -> subprocess.Popen:
         if self._process is None:
             raise RuntimeError("MotoServer is not started")
+        return self._process

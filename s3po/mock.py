@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import boto3
 
+from ._client import build_client
 from .arguments import check_bucket
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class MockS3:
             self._moto = self._mock_aws()
             self._moto.start()
             self._real_client = self._connection.conn
-            self._connection.conn = self._mocked_client(self._real_client)
+            self._connection.conn = self._mocked_client()
             for bucket in self._buckets:
                 self._connection.create_bucket(bucket)
         except BaseException:
@@ -91,16 +92,17 @@ class MockS3:
                 if _active is self:
                     _active = None
 
-    @staticmethod
-    def _mocked_client(real_client: Any):
-        # No endpoint_url: moto answers only requests aimed at AWS's own endpoints.
-        # Fixed fake credentials: the user's real ones must never be needed, nor sent.
+    def _mocked_client(self) -> Any:
+        # Built like the real one, with its settings, but with no endpoint_url (moto
+        # answers only requests aimed at AWS's own endpoints) and fixed fake
+        # credentials (the user's real ones must never be needed, nor sent).
+        meta = self._real_client.meta
         session = boto3.session.Session(
             aws_access_key_id="s3po-mock",
             aws_secret_access_key="s3po-mock",
-            region_name=real_client.meta.region_name or "us-east-1",
+            region_name=meta.region_name or "us-east-1",
         )
-        return session.client("s3", config=real_client.meta.config)
+        return build_client(session, self._connection.max_connections, {"config": meta.config})
 
     def __enter__(self) -> "Connection":
         self.start()

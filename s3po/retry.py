@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, TypeVar
 
-from .errors import ChecksumMismatch, error_code, http_status
+from .errors import ChecksumMismatch, describe, error_code, http_status
 
 __all__ = ["RetryPolicy", "is_transient", "transient_exceptions"]
 
@@ -150,7 +150,7 @@ class RetryPolicy:
                     what,
                     retry_number,
                     self.attempts,
-                    describe_cause(exc),
+                    describe(exc),
                     wait,
                 )
                 self.sleep(wait)
@@ -161,11 +161,3 @@ class RetryPolicy:
 def check_retries(retries: object) -> None:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be an integer >= 0, not {retries!r}")
-
-
-def describe_cause(exc: BaseException) -> str:
-    code = error_code(exc)
-    if code:
-        return f"{code}, HTTP {http_status(exc)}"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

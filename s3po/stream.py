@@ -7,10 +7,10 @@ import logging
 from typing import Any, Iterator
 
 from .compression import CHUNK, CorruptBody, Decoder, codec_of
-from .errors import ChecksumMismatch, DownloadException, s3_url, translate
+from .errors import ChecksumMismatch, DownloadException, describe, s3_url, translate
 from .integrity import BodyCheck
 from .records import Key, from_head, strip_etag
-from .retry import RetryPolicy, describe_cause, is_transient
+from .retry import RetryPolicy, is_transient
 
 __all__ = ["ObjectStream", "open_stream"]
 
@@ -94,7 +94,7 @@ class _ResumingReader(io.RawIOBase):
                 "read %s: stream broke at byte %d (%s); resuming, attempt %d of %d, in %.2f s",
                 s3_url(self._bucket, self._key),
                 self._offset,
-                describe_cause(cause),
+                describe(cause),
                 self._retries_used + 1,
                 self._policy.attempts,
                 wait,

@@ -19,6 +19,11 @@ def test_mock_routes_calls_to_moto_and_restores_the_real_client():
         assert conn.download("mocked-bucket", "k") == b"v"
         conn.conn.create_bucket(Bucket="made-directly")
         conn.upload("made-directly", "k", "v")
+        # Built like the real client: same pool, retries and checksum settings.
+        config = conn.conn.meta.config
+        assert config.max_pool_connections == conn.max_connections
+        assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
+        assert config.request_checksum_calculation == "when_required"
     assert conn.conn is real
 
 

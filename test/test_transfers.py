@@ -231,6 +231,11 @@ def test_copy(conn):
     assert conn.download(BUCKET, "dst") == b"copied bytes"
     with pytest.raises(s3po.NotFound):
         conn.copy(BUCKET, "missing", BUCKET, "dst2")
+    # A missing bucket could be either side: not blamed on the source.
+    with pytest.raises(s3po.UploadException) as caught:
+        conn.copy(BUCKET, "src", "no-such-bucket-s3po", "dst")
+    assert caught.value.code == "NoSuchBucket"
+    assert not isinstance(caught.value, s3po.NotFound)
 
 
 def test_deprecated_names_still_work_and_warn(conn, tmp_path):

@@ -78,6 +78,16 @@ def test_client_errors_are_not_retried(wire_conn, proxy, status, code):
     assert caught.value.code == code
 
 
+def test_exists_is_false_only_on_404_and_raises_on_other_errors(wire_conn, proxy):
+    proxy.add_fault("status", count=1, method="HEAD", status=404, code="NotFound")
+    assert wire_conn.exists(BUCKET, "k") is False
+    proxy.add_fault("status", count=1, method="HEAD", status=403, code="AccessDenied")
+    with pytest.raises(s3po.DownloadException) as caught:
+        wire_conn.exists(BUCKET, "k")
+    assert not isinstance(caught.value, s3po.NotFound)
+    assert proxy.count("HEAD") == 2
+
+
 def test_listing_pages_are_retried(wire_conn, proxy):
     wire_conn.upload(BUCKET, "a", "1")
     proxy.clear()
