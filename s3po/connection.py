@@ -224,18 +224,14 @@ class Connection:
                 )
                 etag = strip_etag(response.get("ETag"))
                 if self.verify_etag:
-                    try:
-                        verify_upload_etag(payload.md5_hex, etag, response)
-                    except ChecksumMismatch as exc:
-                        exc.version_id = response.get("VersionId")  # type: ignore[attr-defined]
-                        raise
+                    verify_upload_etag(payload.md5_hex, etag, response)
                 return Key(bucket, key, size=payload.size, etag=etag, version_id=response.get("VersionId"))
 
             try:
                 return self._run("upload", UploadException, bucket, key, attempt, policy, payload.rewind)
             except UploadException as exc:
                 if isinstance(exc.__cause__, ChecksumMismatch):
-                    self._remove_corrupt(bucket, key, getattr(exc.__cause__, "version_id", None))
+                    self._remove_corrupt(bucket, key, exc.__cause__.version_id)
                 raise
 
     def _remove_corrupt(self, bucket: str, key: str, version_id: Optional[str]) -> None:

@@ -80,6 +80,11 @@ class ChecksumMismatch(Exception):
     translated into an Upload/DownloadException when the retries run out.
     """
 
+    def __init__(self, message: str, *, version_id: Optional[str] = None) -> None:
+        super().__init__(message)
+        #: The version an upload stored damaged, so that exactly it can be removed.
+        self.version_id = version_id
+
 
 class BatchError(S3POException):
     """One or more calls of a batch (or background calls) failed; ``errors`` lists them."""

@@ -32,7 +32,8 @@ def verify_upload_etag(md5_hex: str, etag: Optional[str], response: Mapping[str,
     """Raise ChecksumMismatch when the server stored something other than what we sent."""
     if etag is not None and etag_is_md5(etag, response) and etag.lower() != md5_hex:
         raise ChecksumMismatch(
-            f"the server's ETag {etag} is not the MD5 {md5_hex} of the bytes sent"
+            f"the server's ETag {etag} is not the MD5 {md5_hex} of the bytes sent",
+            version_id=response.get("VersionId"),
         )
 
 
