@@ -13,11 +13,12 @@ from gevent.pool import Pool
 
 from .concurrency import Call, Cancelled, Executor
 from .errors import BatchError, S3POException, s3_url
+from .progress import BatchProgress, TransferTotals, check_progress
 
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["Batch", "CallError", "OPERATIONS"]
+__all__ = ["Batch", "CallError", "OPERATIONS", "TRANSFERS"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ OPERATIONS = (
     "upload",
     "upload_file",
 )
+# The operations that move bytes: they take progress= and count in Batch.progress.
+TRANSFERS = frozenset({"download", "download_file", "upload", "upload_file"})
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Batch:
         self._finished = 0
         self._reported = 0
         self._closed = False
+        self._progress = BatchProgress()
 
     def __repr__(self) -> str:
         return (f"<s3po.Batch poolsize={self._pool.size} submitted={self._submitted} "
@@ -100,6 +104,8 @@ class Batch:
         bound = _signature(operation).bind(None, *args, **kwargs)
         bucket = bound.arguments.get("bucket", bound.arguments.get("dst_bucket"))
         key = bound.arguments.get("key", bound.arguments.get("dst_key", bound.arguments.get("prefix")))
+        if operation in TRANSFERS:
+            kwargs = dict(kwargs, progress=self._progress.start_call(check_progress(kwargs.get("progress"))))
         self._pool.wait_available()
         call = self._executor.start(lambda: method(*args, **kwargs), callback, (operation, bucket, key))
         call.rawlink(self._on_done)
@@ -111,6 +117,8 @@ class Batch:
 
     def _on_done(self, call: Call) -> None:
         self._finished += 1
+        if call.description[0] in TRANSFERS:
+            self._progress.end_call()
         error = call.exception
         if error is not None and not isinstance(error, Cancelled):
             operation, bucket, key = call.description
@@ -148,6 +156,15 @@ class Batch:
     @property
     def counts(self) -> dict[str, int]:
         return {"submitted": self._submitted, "finished": self._finished, "failed": len(self._errors)}
+
+    @property
+    def progress(self) -> TransferTotals:
+        """Bytes and objects of this batch's transfers: done, and the totals known so far.
+
+        ``bytes_total`` grows as each transfer learns its size (a download after its
+        first response); ``objects_done`` counts transfers finished, failed ones too.
+        """
+        return self._progress.totals()
 
     @property
     def pending(self) -> int:

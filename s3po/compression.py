@@ -7,19 +7,18 @@ which some servers send under that name, and gzip files of several members.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import tempfile
 import zlib
-from typing import IO, Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 __all__ = [
     "CODECS",
+    "CompressingReader",
     "CorruptBody",
     "Decoder",
     "check_codec",
     "codec_of",
     "compress_bytes",
-    "compress_stream",
+    "decode_into",
 ]
 
 CODECS = ("deflate", "gzip")
@@ -66,46 +65,35 @@ def compress_bytes(data: bytes, codec: str) -> bytes:
     return zlib.compress(data, 6)
 
 
-class CompressedSpool:
-    """Compressed bytes in a spooled temporary file, with their size and MD5."""
+class CompressingReader:
+    """A file-like ``read(n)`` of the compressed form of what ``read`` returns.
 
-    def __init__(self, fileobj: IO[bytes], size: int, md5: "hashlib._Hash") -> None:
-        self.file = fileobj
-        self.size = size
-        self.md5 = md5
-
-
-def compress_stream(read: Callable[[int], bytes], codec: str) -> CompressedSpool:
-    """Compress everything ``read`` returns, in chunks, into a spooled temporary file.
-
-    Memory stays bounded whatever the input's size: past SPOOL_THRESHOLD the output
-    lives on disk. The file is returned rewound; its owner closes it.
+    Compresses as it is read, in bounded chunks, so a stream of any size is uploaded
+    compressed without ever being held whole, in memory or on disk.
     """
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD, prefix="s3po-")
-    md5 = hashlib.md5()
-    size = 0
-    compressor = _compressor(codec)
-    try:
-        while True:
-            chunk = read(CHUNK)
+
+    def __init__(self, read: Callable[[int], bytes], codec: str) -> None:
+        self._read = read
+        self._compressor: Optional["zlib._Compress"] = _compressor(codec)
+        self._pending = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        while self._compressor is not None and (size < 0 or len(self._pending) < size):
+            chunk = self._read(CHUNK)
             if isinstance(chunk, str):
                 chunk = chunk.encode("utf-8")
-            if not chunk:
-                break
-            out = compressor.compress(chunk)
-            if out:
-                spool.write(out)
-                md5.update(out)
-                size += len(out)
-        out = compressor.flush()
-        spool.write(out)
-        md5.update(out)
-        size += len(out)
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    return CompressedSpool(spool, size, md5)
+            if chunk:
+                self._pending += self._compressor.compress(chunk)
+            else:
+                self._pending += self._compressor.flush()
+                self._compressor = None
+        if size < 0 or size >= len(self._pending):
+            out = bytes(self._pending)
+            self._pending.clear()
+        else:
+            out = bytes(self._pending[:size])
+            del self._pending[:size]
+        return out
 
 
 class Decoder:
@@ -175,3 +163,15 @@ def _looks_like_zlib(data: bytes) -> bool:
         return True
     cmf, flg = data[0], data[1]
     return cmf & 0x0F == 8 and (cmf * 256 + flg) % 31 == 0
+
+
+def decode_into(read: Callable[[int], bytes], write: Callable[[bytes], object], codec: str) -> None:
+    """Decode everything ``read`` returns with ``codec``, in bounded chunks, into ``write``.
+
+    Raises CorruptBody when the bytes do not decode or stop before their end.
+    """
+    decoder = Decoder(codec)
+    for chunk in iter(lambda: read(CHUNK * 4), b""):
+        for out in decoder.feed(chunk):
+            write(out)
+    decoder.finish()

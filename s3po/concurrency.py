@@ -10,15 +10,25 @@ prints a traceback for a call that failed.
 
 from __future__ import annotations
 
+import contextvars
+import queue
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import gevent
+import gevent.lock
+import gevent.queue
 from gevent import monkey
 from gevent.lock import BoundedSemaphore as GreenSemaphore
 from gevent.threadpool import ThreadPool
 
-__all__ = ["Call", "Cancelled", "Executor", "Limiters", "sockets_are_patched"]
+__all__ = ["Call", "Cancelled", "Executor", "Limiters", "run_parallel", "sockets_are_patched"]
+
+R = TypeVar("R")
+
+# True while the current call runs inside a batch and so already holds one of the
+# Connection's in-flight slots: its parts and ranges use that slot before asking for more.
+_holding_slot: contextvars.ContextVar[bool] = contextvars.ContextVar("s3po_holding_slot", default=False)
 
 
 def sockets_are_patched() -> bool:
@@ -120,7 +130,11 @@ class Executor:
                 # the batch was cancelled never start.
                 if self.cancelled:
                     raise Cancelled("the batch was cancelled before this call started")
-                return work()
+                token = _holding_slot.set(True)
+                try:
+                    return work()
+                finally:
+                    _holding_slot.reset(token)
 
         return run
 
@@ -155,3 +169,110 @@ class Limiters:
                 native = monkey.get_original("threading", "BoundedSemaphore")
                 self._native = native(self._size)
             return self._native
+
+
+# How often a worker waiting for a free connection looks whether it is still needed.
+_SLOT_POLL_S = 0.05
+_WORKER_EXITED = object()
+
+
+class _Run:
+    """What the workers of one run_parallel share."""
+
+    def __init__(self, tasks: Iterator[Callable[[], Any]], patched: bool) -> None:
+        self.tasks = tasks
+        self.stopped = False  # a task failed, or the caller was interrupted
+        self.exhausted = False
+        self.lock: Any = gevent.lock.Semaphore() if patched else threading.Lock()
+        self.results: Any = gevent.queue.Queue() if patched else queue.Queue()
+
+    def next_task(self) -> Optional[Callable[[], Any]]:
+        # One worker at a time pulls: a source read part after part stays in order,
+        # and at most one part per worker is in memory.
+        with self.lock:
+            if self.stopped or self.exhausted:
+                return None
+            task = next(self.tasks, None)
+            if task is None:
+                self.exhausted = True
+            return task
+
+
+def run_parallel(tasks: Iterator[Callable[[], R]], workers: int, limiters: "Limiters",
+                 on_done: Callable[[R], Any], expected: Optional[int] = None) -> None:
+    """Run ``tasks`` (pulled one by one) on up to ``workers`` workers; ``on_done`` each result.
+
+    Every task holds one of the Connection's in-flight slots while it runs, so that
+    parts and ranges of calls in a batch stay within ``max_connections`` altogether; a
+    call made inside a batch already holds one, which its first worker uses (so no
+    call ever waits for a slot it holds itself). ``on_done`` runs in the caller's
+    thread or greenlet, in completion order. The first failure stops new tasks from
+    starting and is raised once the running ones have ended; an interruption of the
+    caller (KeyboardInterrupt, a killed greenlet) does the same and propagates.
+    """
+    patched = sockets_are_patched()
+    limiter = limiters.for_mode(patched)
+    holding = _holding_slot.get()
+    run = _Run(tasks, patched)
+    count = max(1, min(workers, expected if expected is not None else workers))
+
+    def work(first: bool) -> None:
+        own_slot = first and holding
+        try:
+            while True:
+                if not own_slot and not _acquire(limiter, run):
+                    return
+                try:
+                    task = run.next_task()
+                    if task is None:
+                        return
+                    run.results.put((True, task()))
+                finally:
+                    if not own_slot:
+                        limiter.release()
+        except BaseException as exc:  # handed to the caller, who raises it
+            run.stopped = True
+            run.results.put((False, exc))
+        finally:
+            run.results.put(_WORKER_EXITED)
+
+    if patched:
+        handles: list[Any] = [gevent.spawn(work, index == 0) for index in range(count)]
+    else:
+        handles = [threading.Thread(target=work, args=(index == 0,), name="s3po-worker", daemon=True)
+                   for index in range(count)]
+        for thread in handles:
+            thread.start()
+    failure: Optional[BaseException] = None
+    exited = 0
+    try:
+        while exited < count:
+            item = run.results.get()
+            if item is _WORKER_EXITED:
+                exited += 1
+                continue
+            ok, value = item
+            if ok and failure is None:
+                on_done(value)
+            elif not ok and failure is None:
+                failure = value
+    except BaseException:
+        run.stopped = True
+        if patched:
+            gevent.killall(handles, block=True)
+        else:
+            # Native threads cannot be interrupted: each finishes the request it is
+            # sending, and takes no other.
+            for thread in handles:
+                thread.join()
+        raise
+    if failure is not None:
+        raise failure
+
+
+def _acquire(limiter: Any, run: _Run) -> bool:
+    """Take a connection slot; False when the run no longer needs this worker."""
+    while not limiter.acquire(timeout=_SLOT_POLL_S):
+        if run.stopped or run.exhausted:
+            return False
+    return True

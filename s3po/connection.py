@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Optiona
 
 from . import _client
 from .arguments import check_bucket, check_key, check_path, check_positive_int, check_prefix
-from .compression import check_codec
+from .compression import check_codec, codec_of, decode_into
 from .errors import (
     BatchError,
     ChecksumMismatch,
@@ -30,7 +30,11 @@ from .errors import (
 )
 from .headers import guess_content_type, to_put_params
 from .integrity import verify_upload_etag
-from .payload import prepare
+from .multipart import upload_parts
+from .parts import DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE, TransferSettings, choose_part_size
+from .payload import Parts, prepare
+from .progress import Progress, check_progress
+from .ranged import FileSink, MemorySink, fetch
 from .receive import Destination, receive
 from .records import Key, from_head, from_listing, strip_etag
 from .retry import RetryPolicy, check_retries
@@ -46,9 +50,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MiB = 1024 * 1024
-GiB = 1024 * MiB
-MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
-MAX_PART_SIZE = 5 * GiB
 DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys a request
 
 
@@ -133,12 +134,24 @@ class Connection:
     ) -> T:
         """One S3 call with the retry policy; every failure leaves as an s3po error."""
         policy = policy or self.retry_policy
+        return self._translated(
+            operation, error_class, bucket, key,
+            lambda: policy.call(attempt, what=f"{operation} {s3_url(bucket, key)}", on_retry=on_retry),
+        )
+
+    @staticmethod
+    def _translated(operation: str, error_class: type[S3POException], bucket: str, key: Optional[str],
+                    work: Callable[[], T]) -> T:
+        """Run ``work`` (which retries on its own); every failure leaves as an s3po error."""
         try:
-            return policy.call(attempt, what=f"{operation} {s3_url(bucket, key)}", on_retry=on_retry)
+            return work()
         except S3POException:
             raise
         except Exception as exc:
             raise translate(exc, error_class, operation, bucket, key) from exc
+
+    def _transfer(self, policy: RetryPolicy) -> TransferSettings:
+        return TransferSettings(self.conn, policy, self.workers, self._limiters, self.part_size, self.verify_etag)
 
     # -- concurrency -----------------------------------------------------------------
 
@@ -194,19 +207,26 @@ class Connection:
         headers: Optional[Mapping[str, Any]] = None,
         compress: Optional[str] = None,
         retries: Optional[int] = None,
+        *,
+        progress: Optional[Callable[[int, Optional[int]], Any]] = None,
     ) -> Key:
         """Store ``data`` (str, bytes-like or a binary/text file object) at bucket/key.
 
         The MD5 of the bytes sent goes out as Content-MD5 and is compared with the
         ETag that comes back (where that ETag is an MD5); a mismatch is retried. With
         ``compress='gzip'`` or ``'deflate'`` the body is compressed (streaming, for
-        files) and Content-Encoding is set. Returns the stored object's Key.
+        files) and Content-Encoding is set. Bodies larger than ``multipart_threshold``
+        go up as a multipart upload: ``workers`` parts at once, each verified and
+        retried on its own, aborted on failure. ``progress(bytes_done, bytes_total)``
+        is called as parts are confirmed, and once at the end. Returns the stored
+        object's Key.
         """
         check_bucket(bucket)
         check_key(key)
         codec = check_codec(compress)
         params = to_put_params(headers)
         policy = self._policy(retries)
+        report = Progress(check_progress(progress))
         if codec:
             declared = params.get("ContentEncoding")
             if declared and declared.strip().lower() != codec:
@@ -216,7 +236,9 @@ class Connection:
             guessed = guess_content_type(key)
             if guessed:
                 params["ContentType"] = guessed
-        with prepare(data, codec) as payload:
+        with prepare(data, codec, self.multipart_threshold) as payload:
+            if isinstance(payload, Parts):
+                return self._upload_parts(bucket, key, params, payload, policy, report)
 
             def attempt() -> Key:
                 response = self.conn.put_object(
@@ -228,11 +250,32 @@ class Connection:
                 return Key(bucket, key, size=payload.size, etag=etag, version_id=response.get("VersionId"))
 
             try:
-                return self._run("upload", UploadException, bucket, key, attempt, policy, payload.rewind)
+                stored = self._run("upload", UploadException, bucket, key, attempt, policy, payload.rewind)
             except UploadException as exc:
                 if isinstance(exc.__cause__, ChecksumMismatch):
                     self._remove_corrupt(bucket, key, exc.__cause__.version_id)
                 raise
+            report.total = payload.size
+            report.advance(payload.size)
+            report.finish()
+            return stored
+
+    def _upload_parts(self, bucket: str, key: str, params: dict[str, Any], body: Parts,
+                      policy: RetryPolicy, report: Progress) -> Key:
+        # Chosen before the first request, so a size S3 cannot take fails at once.
+        part_size = choose_part_size(body.size_hint, self.part_size)
+        report.total = body.size
+        try:
+            stored = self._translated(
+                "upload", UploadException, bucket, key,
+                lambda: upload_parts(self._transfer(policy), bucket, key, params, body, part_size, report),
+            )
+        except UploadException as exc:
+            if isinstance(exc.__cause__, ChecksumMismatch):
+                self._remove_corrupt(bucket, key, exc.__cause__.version_id)
+            raise
+        report.finish()
+        return stored
 
     def _remove_corrupt(self, bucket: str, key: str, version_id: Optional[str]) -> None:
         """Delete what a failed upload stored damaged, so no wrong bytes stay behind."""
@@ -252,15 +295,21 @@ class Connection:
         compress: Optional[str] = None,
         retries: Optional[int] = None,
         delete: bool = False,
+        *,
+        progress: Optional[Callable[[int, Optional[int]], Any]] = None,
     ) -> Key:
-        """Upload the file at ``path``; ``delete=True`` removes it once the upload is confirmed."""
+        """Upload the file at ``path``; ``delete=True`` removes it once the upload is confirmed.
+
+        Large files go up in parts, as with ``upload``; ``progress`` is called likewise.
+        """
         path = check_path(path)
         check_bucket(bucket)
         check_key(key)
         if os.path.isdir(path):
             raise IsADirectoryError(f"cannot upload {path!r}: it is a directory")
         with open(path, "rb") as fobj:
-            result = self.upload(bucket, key, fobj, headers=headers, compress=compress, retries=retries)
+            result = self.upload(bucket, key, fobj, headers=headers, compress=compress, retries=retries,
+                                 progress=progress)
         if delete:
             os.remove(path)
         return result
@@ -275,25 +324,34 @@ class Connection:
         fobj: Optional[BinaryIO] = None,
         retries: Optional[int] = None,
         decompress: bool = True,
+        *,
+        progress: Optional[Callable[[int, Optional[int]], Any]] = None,
     ) -> Optional[bytes]:
         """The object's bytes, or None after writing them into the binary file ``fobj``.
 
         Objects stored with Content-Encoding gzip or deflate are decompressed unless
-        ``decompress=False``. Size and MD5 are verified; a retry never duplicates
-        bytes in ``fobj``, and a failure leaves it as it was.
+        ``decompress=False``. Size and content are verified. Into memory, objects
+        larger than ``part_size`` (8 MiB by default) are fetched as ``workers``
+        concurrent ranges. Into ``fobj``, the object streams in one request; a retry
+        never duplicates bytes in ``fobj``, and a failure leaves it as it was.
+        ``progress(bytes_done, bytes_total)`` counts the stored bytes received.
         """
         check_bucket(bucket)
         check_key(key)
         policy = self._policy(retries)
-        if fobj is not None:
-            if isinstance(fobj, io.TextIOBase):
-                raise TypeError("fobj must be opened in binary mode ('wb'), not text mode")
-            if not callable(getattr(fobj, "write", None)):
-                raise TypeError(f"fobj must be a binary file object with write(), not {type(fobj).__name__}")
+        report = Progress(check_progress(progress))
+        if fobj is None:
+            return self._download_to_memory(bucket, key, policy, decompress, report)
+        if isinstance(fobj, io.TextIOBase):
+            raise TypeError("fobj must be opened in binary mode ('wb'), not text mode")
+        if not callable(getattr(fobj, "write", None)):
+            raise TypeError(f"fobj must be a binary file object with write(), not {type(fobj).__name__}")
         dest = Destination(fobj)
+        received = [0]
 
         def attempt() -> None:
             response = self.conn.get_object(Bucket=bucket, Key=key)
+            received[0] = response.get("ContentLength") or 0
             receive(response, dest, decompress)
 
         try:
@@ -301,7 +359,31 @@ class Connection:
         except BaseException:
             dest.discard()
             raise
-        return dest.commit()
+        dest.commit()
+        report.total = received[0]
+        report.advance(received[0])
+        report.finish()
+        return None
+
+    def _download_to_memory(self, bucket: str, key: str, policy: RetryPolicy, decompress: bool,
+                            report: Progress) -> bytes:
+        sink = MemorySink()
+        fetched = self._fetch(bucket, key, sink, policy, report)
+        codec = codec_of(fetched.content_encoding) if decompress else None
+        if codec is None:
+            data = bytes(sink.buffer)
+        else:
+            decoded = io.BytesIO()
+            self._translated("download", DownloadException, bucket, key,
+                             lambda: decode_into(io.BytesIO(sink.buffer).read, decoded.write, codec))
+            data = decoded.getvalue()
+        report.finish()
+        return data
+
+    def _fetch(self, bucket: str, key: str, sink: Any, policy: RetryPolicy, report: Progress) -> Any:
+        chunk = self.part_size or DEFAULT_PART_SIZE
+        return self._translated("download", DownloadException, bucket, key,
+                                lambda: fetch(self._transfer(policy), bucket, key, sink, chunk, report))
 
     @_backgroundable
     def download_file(
@@ -311,36 +393,53 @@ class Connection:
         path: Any,
         retries: Optional[int] = None,
         decompress: bool = True,
+        *,
+        progress: Optional[Callable[[int, Optional[int]], Any]] = None,
     ) -> None:
         """Download into the file at ``path``, atomically.
 
-        Bytes go to a temporary file beside ``path`` that is renamed into place once
-        verified. On any failure nothing is left at ``path`` (an existing file there is
-        untouched), no temporary file remains, and folders this call created are removed.
+        Objects larger than ``part_size`` (8 MiB by default) are fetched as ``workers``
+        concurrent ranges pinned to one ETag, written in place into a preallocated
+        temporary file beside ``path`` that is renamed into place once verified. On
+        any failure nothing is left at ``path`` (an existing file there is untouched),
+        no temporary file remains, and folders this call created are removed.
+        ``progress(bytes_done, bytes_total)`` counts the stored bytes received.
         """
         path = check_path(path)
         check_bucket(bucket)
         check_key(key)
-        self._policy(retries)
+        policy = self._policy(retries)
+        report = Progress(check_progress(progress))
         if os.path.isdir(path):
             raise IsADirectoryError(f"cannot download to {path!r}: it is a directory")
         folder, name = os.path.split(os.path.abspath(path))
         created = _make_folders(folder)
-        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.s3po-part")
+        temporaries = [_temporary_name(folder, name)]
         try:
             # os.open honours the umask, so the final file gets the usual permissions.
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            with os.fdopen(fd, "wb") as fobj:
-                self.download(bucket, key, fobj, retries=retries, decompress=decompress)
-            os.replace(temporary, path)
+            fd = os.open(temporaries[0], os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "r+b") as raw:
+                fetched = self._fetch(bucket, key, FileSink(raw.fileno()), policy, report)
+                codec = codec_of(fetched.content_encoding) if decompress else None
+                if codec is not None:
+                    temporaries.append(_temporary_name(folder, name))
+                    fd = os.open(temporaries[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                    with os.fdopen(fd, "wb") as decoded:
+                        self._translated("download", DownloadException, bucket, key,
+                                         lambda: decode_into(raw.read, decoded.write, codec))
+            os.replace(temporaries[-1], path)
+            if len(temporaries) > 1:
+                os.remove(temporaries[0])
         except BaseException:
-            _remove_quietly(temporary)
+            for temporary in temporaries:
+                _remove_quietly(temporary)
             for made in reversed(created):
                 try:
                     os.rmdir(made)
                 except OSError:
                     break
             raise
+        report.finish()
 
     def open(
         self, bucket: str, key: str, decompress: bool = True, retries: Optional[int] = None
@@ -599,6 +698,10 @@ def _make_folders(folder: str) -> list[str]:
         except FileExistsError:
             pass
     return created
+
+
+def _temporary_name(folder: str, name: str) -> str:
+    return os.path.join(folder, f".{name}.{secrets.token_hex(6)}.s3po-part")
 
 
 def _remove_quietly(path: str) -> None:

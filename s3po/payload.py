@@ -1,16 +1,24 @@
-"""Turns what the caller wants uploaded into a rewindable body with its size and MD5."""
+"""Turns what the caller wants uploaded into a body: one rewindable Payload, or Parts.
+
+Bodies up to the multipart threshold become a Payload, sent with one PutObject; larger
+ones become Parts, read part by part while the multipart upload runs.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
+import os
+import stat
 import tempfile
-from typing import IO, Any, Optional, Union
+from typing import IO, Any, Callable, Iterator, Optional, Union
 
-from .compression import SPOOL_THRESHOLD, compress_bytes, compress_stream
+from .compression import SPOOL_THRESHOLD, CompressingReader, compress_bytes
 
-__all__ = ["Payload", "prepare"]
+__all__ = ["Parts", "Payload", "prepare"]
+
+Read = Callable[[int], bytes]
 
 MiB = 1024 * 1024
 CHUNK = 1 * MiB
@@ -62,8 +70,51 @@ def check_data(data: Any) -> None:
     )
 
 
-def prepare(data: Any, codec: Optional[str]) -> Payload:
-    """A Payload for ``data``, compressed with ``codec`` when one is given."""
+class Parts:
+    """A body too large for one PutObject, read part by part as the upload needs them.
+
+    ``size`` is the exact byte count when known in advance (bytes, a file read from
+    where it stands); ``size_hint`` is what to choose the part size from, which for a
+    compressed file is the size of the file before compression.
+    """
+
+    def __init__(self, read: Read, size: Optional[int], size_hint: Optional[int] = None,
+                 close: Optional[Callable[[], None]] = None) -> None:
+        self._read = read
+        self.size = size
+        self.size_hint = size if size is not None else size_hint
+        self._close = close
+
+    def pieces(self, part_size: int) -> Iterator[bytes]:
+        """The body in pieces of exactly ``part_size`` bytes, but the last."""
+        while True:
+            piece = _read_up_to(self._read, part_size)
+            if not piece:
+                return
+            last = len(piece) < part_size
+            yield piece
+            del piece  # not kept alive here while the next one is read
+            if last:
+                return
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def __enter__(self) -> "Parts":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def prepare(data: Any, codec: Optional[str], multipart_threshold: int) -> Union[Payload, Parts]:
+    """The body for ``data``, compressed with ``codec`` when one is given.
+
+    A body larger than ``multipart_threshold`` bytes (after compression) is returned
+    as Parts; memory stays bounded whatever its size.
+    """
     check_data(data)
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -72,26 +123,63 @@ def prepare(data: Any, codec: Optional[str]) -> Payload:
     if isinstance(data, (bytes, bytearray)):
         raw = bytes(data)
         body = compress_bytes(raw, codec) if codec else raw
+        if len(body) > multipart_threshold:
+            return Parts(io.BytesIO(body).read, len(body))
         return Payload(body, len(body), hashlib.md5(body))
     read = _binary_reader(data)
     if codec:
-        spool = compress_stream(read, codec)
-        if spool.size <= IN_MEMORY_LIMIT:
-            body = spool.file.read()
-            spool.file.close()
-            return Payload(body, spool.size, spool.md5)
-        return Payload(spool.file, spool.size, spool.md5, owned=True)
-    return _from_stream(data, read)
+        # The compressed size is known only at the end: read as a one-way stream.
+        source_size = _remaining_size(data)
+        return _from_one_way(CompressingReader(read, codec).read, multipart_threshold, source_size)
+    start = _seek_position(data)
+    if start is None:
+        return _from_one_way(read, multipart_threshold, None)
+    size = _remaining_size(data)
+    if size is not None and size > multipart_threshold:
+        return Parts(read, size)
+    return _from_rewindable(data, read, start)
 
 
-def _binary_reader(fobj: Any):
-    """fobj's read, encoding str chunks of text-mode files as UTF-8."""
-    if isinstance(fobj, io.TextIOBase):
-        return lambda n: fobj.read(n).encode("utf-8")
+def _remaining_size(fobj: Any) -> Optional[int]:
+    """Bytes left to read in a seekable file, or None when that cannot be known."""
+    start = _seek_position(fobj)
+    if start is None:
+        return None
+    try:
+        info = os.fstat(fobj.fileno())
+        if stat.S_ISREG(info.st_mode):
+            return max(0, info.st_size - start)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    try:
+        end = fobj.seek(0, os.SEEK_END)
+        fobj.seek(start)
+        return max(0, end - start)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _binary_reader(fobj: Any) -> Read:
+    """fobj's read, encoding the str chunks of text-mode files as UTF-8.
+
+    The result never returns more than asked for, though n characters may encode to
+    more than n bytes: the surplus waits for the next read.
+    """
+    surplus = bytearray()
 
     def read(n: int) -> bytes:
+        if surplus:
+            out = bytes(surplus[:n])
+            del surplus[:n]
+            return out
         chunk = fobj.read(n)
-        return chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+        if not isinstance(chunk, str):
+            return chunk
+        encoded = chunk.encode("utf-8")
+        if len(encoded) > n >= 0:
+            surplus.extend(encoded[n:])
+            encoded = encoded[:n]
+        return encoded
 
     return read
 
@@ -108,50 +196,89 @@ def _seek_position(fobj: Any) -> Optional[int]:
         return None
 
 
-def _from_stream(fobj: Any, read) -> Payload:
-    start = _seek_position(fobj)
+def _from_rewindable(fobj: Any, read: Read, start: int) -> Payload:
     md5 = hashlib.md5()
-    head = _read_up_to(read, IN_MEMORY_LIMIT + 1)
+    head = _read_up_to(read, IN_MEMORY_LIMIT + 1, CHUNK)
+    md5.update(head)
     if len(head) <= IN_MEMORY_LIMIT:
-        md5.update(head)
         return Payload(head, len(head), md5)
-    if start is not None:
-        # Large and rewindable: hash it in one pass, then let botocore stream it from
-        # the original file, from where the caller had positioned it.
-        md5.update(head)
-        size = len(head)
-        for chunk in iter(lambda: read(CHUNK), b""):
-            md5.update(chunk)
-            size += len(chunk)
-        fobj.seek(start)
-        return Payload(fobj, size, md5, start=start)
-    # Large and not rewindable (a pipe, a socket, a text stream): spool it, so a retry
-    # can send it again and nothing is ever uploaded partially.
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD, prefix="s3po-")
+    # Hash it in one pass, then let botocore stream it from the original file, from
+    # where the caller had positioned it.
+    size = len(head)
+    for chunk in iter(lambda: read(CHUNK), b""):
+        md5.update(chunk)
+        size += len(chunk)
+    fobj.seek(start)
+    return Payload(fobj, size, md5, start=start)
+
+
+def _from_one_way(read: Read, multipart_threshold: int, size_hint: Optional[int]) -> Union[Payload, Parts]:
+    """A stream read once (a pipe, a socket, a text file, compressed output).
+
+    Up to the threshold it is kept (in memory, then spooled to disk), so that a retry
+    can send it again; past it, the upload goes multipart and the kept bytes become
+    the first parts.
+    """
+    in_memory = min(multipart_threshold, IN_MEMORY_LIMIT)
+    head = _read_up_to(read, in_memory + 1, CHUNK)
+    if len(head) <= in_memory:
+        return Payload(head, len(head), hashlib.md5(head))
+    if len(head) > multipart_threshold:
+        return Parts(_chain(io.BytesIO(head).read, read), None, size_hint)
+    # Already past what stays in memory: straight to disk, with no in-memory copy first.
+    spool = tempfile.TemporaryFile(prefix="s3po-")
     try:
-        size = 0
-        chunk = head
-        while chunk:
+        md5 = hashlib.md5(head)
+        spool.write(head)
+        size = len(head)
+        del head
+        while size <= multipart_threshold:
+            chunk = read(min(CHUNK, multipart_threshold + 1 - size))
+            if not chunk:
+                break
             spool.write(chunk)
             md5.update(chunk)
             size += len(chunk)
-            chunk = read(CHUNK)
         spool.seek(0)
     except BaseException:
         spool.close()
         raise
-    return Payload(spool, size, md5, owned=True)
+    if size <= multipart_threshold:
+        return Payload(spool, size, md5, owned=True)
+    return Parts(_chain(spool.read, read), None, size_hint, close=spool.close)
 
 
-def _read_up_to(read, limit: int) -> bytes:
+def _chain(first: Read, then: Read) -> Read:
+    """A read() that drains ``first``, then goes on with ``then``."""
+    current: list[Optional[Read]] = [first]
+
+    def read(n: int) -> bytes:
+        if current[0] is not None:
+            chunk = current[0](n)
+            if chunk:
+                return chunk
+            current[0] = None  # lets what ``first`` held go
+        return then(n)
+
+    return read
+
+
+def _read_up_to(read: Read, limit: int, step: Optional[int] = None) -> bytes:
+    """Up to ``limit`` bytes, asking ``step`` at a time; fewer only at the end of the stream.
+
+    Without a step, each read asks for all that is missing: a regular file answers in
+    one read, with no joining copy, and pipes and sockets with what they have.
+    """
     parts = []
     total = 0
     while total < limit:
-        chunk = read(min(CHUNK, limit - total))
+        chunk = read(min(step, limit - total) if step else limit - total)
         if not chunk:
             break
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise TypeError(f"the file's read() returned {type(chunk).__name__}, not bytes")
+        if total == 0 and len(chunk) == limit and isinstance(chunk, bytes):
+            return chunk
         parts.append(bytes(chunk))
         total += len(chunk)
     return b"".join(parts)

@@ -129,14 +129,17 @@ class RetryPolicy:
         *,
         what: str,
         on_retry: Optional[Callable[[], None]] = None,
+        retries_used: int = 0,
     ) -> T:
         """Run ``attempt`` until it succeeds, fails for good, or the retries run out.
 
         ``what`` names the call in the log ("upload s3://b/k"). ``on_retry`` runs before
-        each new attempt, to rewind a body or a destination. The last error is raised
-        as it is; the caller translates it.
+        each new attempt, to rewind a body or a destination. ``retries_used`` counts
+        retries already spent on the same bytes (a range fetched again), so that they
+        are never granted twice. The last error is raised as it is; the caller
+        translates it.
         """
-        retry_number = 0
+        retry_number = retries_used
         while True:
             try:
                 return attempt()

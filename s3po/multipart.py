@@ -1,0 +1,154 @@
+"""Multipart uploads: parts sent concurrently, each verified and retried on its own.
+
+On any failure, or when the caller is interrupted, the upload is aborted, so S3 keeps
+neither a half object nor the parts already sent (which it would otherwise store, and
+bill, until a lifecycle rule removes them).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+
+from .errors import ChecksumMismatch, describe, error_code, s3_url
+from .integrity import verify_upload_etag
+from .parts import MAX_PARTS, TransferSettings, multipart_etag, multipart_part_count
+from .payload import Parts
+from .progress import Progress
+from .records import Key, strip_etag
+
+__all__ = ["upload_parts"]
+
+logger = logging.getLogger(__name__)
+
+_OPAQUE_SSE = frozenset({"aws:kms", "aws:kms:dsse"})
+
+
+@dataclass(frozen=True)
+class SentPart:
+    """A part S3 confirmed: its number, ETag as returned, MD5 digest and size."""
+
+    number: int
+    etag: str
+    digest: bytes
+    size: int
+
+
+def upload_parts(settings: TransferSettings, bucket: str, key: str, params: Mapping[str, Any],
+                 body: Parts, part_size: int, progress: Progress) -> Key:
+    """Store ``body`` at bucket/key with a multipart upload of ``part_size`` parts."""
+    from .concurrency import run_parallel  # gevent: imported on first use, see __init__
+
+    client, policy = settings.client, settings.policy
+    url = s3_url(bucket, key)
+    created = policy.call(lambda: client.create_multipart_upload(Bucket=bucket, Key=key, **params),
+                          what=f"upload {url}: start multipart upload")
+    upload_id = created["UploadId"]
+    sent: dict[int, SentPart] = {}
+
+    def tasks() -> Iterator[Callable[[], SentPart]]:
+        for number, piece in enumerate(body.pieces(part_size), start=1):
+            if number > MAX_PARTS:
+                raise ValueError(
+                    f"upload {url}: the stream needs more than {MAX_PARTS} parts of {part_size} "
+                    f"bytes; set a larger part_size on the Connection"
+                )
+            yield functools.partial(_send_part, settings, bucket, key, upload_id, number, piece)
+
+    def on_done(part: SentPart) -> None:
+        sent[part.number] = part
+        progress.advance(part.size)
+
+    expected = math.ceil(body.size / part_size) if body.size is not None else None
+    try:
+        run_parallel(tasks(), settings.workers, settings.limiters(), on_done, expected)
+        if not sent:
+            # A file that shrank to nothing after it was measured: S3 needs one part.
+            on_done(_send_part(settings, bucket, key, upload_id, 1, b""))
+        ordered = [sent[number] for number in sorted(sent)]
+        expected_etag = multipart_etag(part.digest for part in ordered)
+        response = _complete(settings, bucket, key, upload_id, ordered, expected_etag)
+    except BaseException:
+        _abort(settings, bucket, key, upload_id)
+        raise
+    etag = strip_etag(response.get("ETag"))
+    if settings.verify_etag and _etag_checkable(etag, params, response) and etag.lower() != expected_etag:
+        raise ChecksumMismatch(
+            f"the server's ETag {etag} is not {expected_etag}, the ETag of the parts sent",
+            version_id=response.get("VersionId"),
+        )
+    return Key(bucket, key, size=sum(part.size for part in ordered), etag=etag,
+               version_id=response.get("VersionId"))
+
+
+def _send_part(settings: TransferSettings, bucket: str, key: str, upload_id: str, number: int,
+               piece: bytes) -> SentPart:
+    md5 = hashlib.md5(piece)
+    md5_hex = md5.hexdigest()
+    content_md5 = base64.b64encode(md5.digest()).decode("ascii")
+
+    def attempt() -> str:
+        response = settings.client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=piece, ContentMD5=content_md5
+        )
+        etag = response.get("ETag")
+        if settings.verify_etag:
+            verify_upload_etag(md5_hex, strip_etag(etag), response)
+        return etag
+
+    etag = settings.policy.call(attempt, what=f"upload part {number} of {s3_url(bucket, key)}")
+    return SentPart(number, etag, md5.digest(), len(piece))
+
+
+def _complete(settings: TransferSettings, bucket: str, key: str, upload_id: str,
+              parts: list[SentPart], expected_etag: str) -> Mapping[str, Any]:
+    client = settings.client
+    request = {"Parts": [{"ETag": part.etag, "PartNumber": part.number} for part in parts]}
+    attempts = [0]
+
+    def attempt() -> Mapping[str, Any]:
+        attempts[0] += 1
+        try:
+            return client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload=request
+            )
+        except Exception as exc:
+            # The answer to an earlier attempt may have been lost after S3 completed the
+            # upload; the upload is then gone, and the object tells whether it is ours.
+            if attempts[0] > 1 and error_code(exc) == "NoSuchUpload":
+                head = client.head_object(Bucket=bucket, Key=key)
+                if strip_etag(head.get("ETag")) == expected_etag:
+                    return head
+            raise
+
+    return settings.policy.call(attempt, what=f"upload {s3_url(bucket, key)}: complete multipart upload")
+
+
+def _abort(settings: TransferSettings, bucket: str, key: str, upload_id: str) -> None:
+    """Abort the upload; a failure to do so is logged, never raised over the first error."""
+    def attempt() -> None:
+        try:
+            settings.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception as exc:
+            if error_code(exc) != "NoSuchUpload":  # already gone: nothing left behind
+                raise
+
+    try:
+        settings.policy.call(attempt, what=f"upload {s3_url(bucket, key)}: abort multipart upload")
+    except Exception as exc:
+        logger.warning("upload %s: could not abort multipart upload %s; its parts stay stored until "
+                       "aborted: %s", s3_url(bucket, key), upload_id, describe(exc))
+
+
+def _etag_checkable(etag: Any, params: Mapping[str, Any], response: Mapping[str, Any]) -> bool:
+    """True when ``etag`` is the MD5-of-MD5s S3 computes for plainly stored parts."""
+    if multipart_part_count(etag) is None:
+        return False
+    if params.get("ServerSideEncryption") in _OPAQUE_SSE or response.get("ServerSideEncryption") in _OPAQUE_SSE:
+        return False
+    return not response.get("SSECustomerAlgorithm")
