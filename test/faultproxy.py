@@ -87,14 +87,20 @@ class Fault:
     path_contains: str | None = None
     query_contains: str | None = None
     params: dict = dataclasses.field(default_factory=dict)
+    header_contains: tuple[str, str] | None = None  # (header name, text in its value)
 
-    def matches(self, method: str, path: str, query: str) -> bool:
+    def matches(self, method: str, path: str, query: str, headers: Headers = ()) -> bool:
         return (
             self.remaining > 0
             and (self.method is None or self.method == method)
             and (self.path_contains is None or self.path_contains in path)
             and (self.query_contains is None or self.query_contains in query)
+            and (self.header_contains is None or self._header_matches(headers))
         )
+
+    def _header_matches(self, headers: Headers) -> bool:
+        name, text = self.header_contains
+        return any(key.lower() == name.lower() and text in value for key, value in headers)
 
 
 @dataclasses.dataclass
@@ -163,6 +169,8 @@ class FaultProxy:
         self._records: list[RequestRecord] = []
         self._live_sockets: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most requests being answered at once, since clear()
 
     # -- lifecycle --------------------------------------------------------
 
@@ -235,12 +243,14 @@ class FaultProxy:
         method: str | None = None,
         path_contains: str | None = None,
         query_contains: str | None = None,
+        header_contains: tuple[str, str] | None = None,
         **params,
     ) -> Fault:
         """Apply a fault of `kind` to the next `count` matching requests; return it.
 
         Matching: `method` exactly, `path_contains` and `query_contains` as
-        substrings of the raw (still percent-encoded) path and query. The
+        substrings of the raw (still percent-encoded) path and query, and
+        `header_contains=(name, text)` as a substring of that header's value. The
         first queued fault that matches and is not used up applies.
 
         Kinds and their parameters:
@@ -263,7 +273,7 @@ class FaultProxy:
         if not isinstance(count, int) or count < 1:
             raise ValueError(f"count must be a positive int, not {count!r}")
         _check_fault_params(kind, params)
-        fault = Fault(kind, count, method, path_contains, query_contains, dict(params))
+        fault = Fault(kind, count, method, path_contains, query_contains, dict(params), header_contains)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -294,6 +304,7 @@ class FaultProxy:
         with self._lock:
             self._faults.clear()
             self._records.clear()
+            self.max_in_flight = self._in_flight
         self.latency_s = self._initial_latency_s
 
     # -- serving ----------------------------------------------------------
@@ -352,6 +363,16 @@ class FaultProxy:
 
     def _answer(self, request: _Request, client: socket.socket, upstream: _Upstream) -> bool:
         """Answer one request, faults included; return whether the connection stays open."""
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            return self._answer_counted(request, client, upstream)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer_counted(self, request: _Request, client: socket.socket, upstream: _Upstream) -> bool:
         record = RequestRecord(
             method=request.method,
             path=request.path,
@@ -408,7 +429,7 @@ class FaultProxy:
     def _claim_fault(self, request: _Request) -> Fault | None:
         # Called with self._lock held, so two threads never claim the same use.
         for fault in self._faults:
-            if fault.matches(request.method, request.path, request.query):
+            if fault.matches(request.method, request.path, request.query, request.headers):
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)

@@ -62,3 +62,30 @@ def wire_conn(proxy):
     connection.create_bucket(BUCKET)
     proxy.clear()
     return connection
+
+
+MiB = 1024 * 1024
+# Small parts keep large-object tests quick: 5 MiB is S3's smallest part.
+SMALL_PARTS = dict(multipart_threshold=5 * MiB, part_size=5 * MiB, workers=4)
+
+
+@pytest.fixture
+def parts_conn(backend, request):
+    """Like ``conn``, with 5 MiB parts and threshold and 4 workers, on each backend."""
+    if backend == "inprocess":
+        connection = make_connection(**SMALL_PARTS)
+        with connection.mock(buckets=[BUCKET]):
+            yield connection
+    else:
+        connection = make_connection(request.getfixturevalue("server_url"), **SMALL_PARTS)
+        connection.create_bucket(BUCKET)
+        yield connection
+
+
+@pytest.fixture
+def wire_parts_conn(proxy):
+    """Like ``wire_conn`` (through the fault proxy, 3 retries), with 5 MiB parts and 4 workers."""
+    connection = make_connection(proxy.url, retries=3, **SMALL_PARTS)
+    connection.create_bucket(BUCKET)
+    proxy.clear()
+    return connection
