@@ -55,6 +55,7 @@ FAULT_PARAMETERS: dict[str, frozenset[str]] = {
     "flip": frozenset({"offset"}),
     "flip_request": frozenset({"offset"}),
     "delay": frozenset({"seconds"}),
+    "hold": frozenset({"seconds"}),
 }
 
 _DEFAULT_ERROR_CODES = {500: "InternalError", 503: "SlowDown"}
@@ -261,6 +262,7 @@ class FaultProxy:
           flip(offset=len//2)           XOR 0xFF one byte of the response body
           flip_request(offset=len//2)   XOR 0xFF one byte of the request body, then forward
           delay(seconds)                wait before answering
+          hold(seconds)                 wait before forwarding (the server sees it later)
         An offset past the end of a body flips nothing.
         """
         if kind not in FAULT_PARAMETERS:
@@ -397,6 +399,8 @@ class FaultProxy:
         else:
             if kind == "flip_request":
                 request.body = _flip_byte(request.body, params.get("offset"))
+            if kind == "hold":
+                self._stopping.wait(params["seconds"])
             try:
                 response = upstream.exchange(request)
             except (OSError, ProtocolError) as err:
@@ -731,7 +735,7 @@ def _check_fault_params(kind: str, params: dict) -> None:
             raise ValueError(f"{name} must be a non-negative int, not {params[name]!r}")
     if params.get("close", "fin") not in ("fin", "rst"):
         raise ValueError(f"close must be 'fin' or 'rst', not {params['close']!r}")
-    if kind == "delay":
+    if kind in ("delay", "hold"):
         seconds = params.get("seconds")
         if not isinstance(seconds, (int, float)) or seconds < 0:
             raise ValueError(f"a delay fault needs seconds >= 0, not {seconds!r}")

@@ -1,0 +1,218 @@
+"""Ranged downloads: concurrent ranges pinned to the ETag, verified, written in place."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import pytest
+from s3po_fixtures import BUCKET, MiB, make_connection
+
+import s3po
+
+DATA = os.urandom(16 * MiB + 7)
+PART = 5 * MiB
+
+
+def ranges_asked(proxy):
+    return [r.headers.get("Range") for r in proxy.requests if r.method == "GET"]
+
+
+def leftovers(folder):
+    return sorted(name for name in os.listdir(folder) if name.endswith(".s3po-part"))
+
+
+@pytest.fixture
+def multipart_object(wire_parts_conn, proxy):
+    stored = wire_parts_conn.upload(BUCKET, "big", DATA)
+    assert stored.etag.endswith("-4")
+    proxy.clear()
+    return stored
+
+
+@pytest.fixture
+def single_part_object(wire_parts_conn, proxy):
+    wire_parts_conn.conn.put_object(Bucket=BUCKET, Key="single", Body=DATA)
+    proxy.clear()
+
+
+def test_a_multipart_object_comes_as_ranges_aligned_to_its_parts(wire_parts_conn, proxy, multipart_object,
+                                                                tmp_path):
+    target = tmp_path / "out.bin"
+    wire_parts_conn.download_file(BUCKET, "big", str(target))
+    assert target.read_bytes() == DATA
+    asked = ranges_asked(proxy)
+    assert sorted(asked) == sorted([f"bytes=0-{PART - 1}", f"bytes={PART}-{2 * PART - 1}",
+                                    f"bytes={2 * PART}-{3 * PART - 1}", f"bytes={3 * PART}-{len(DATA) - 1}"])
+    # One HEAD learns the part size; the first GET told the size and the ETag.
+    assert proxy.count("HEAD") == 1
+    later = [r for r in proxy.requests if r.method == "GET"][1:]
+    assert all(r.headers.get("If-Match") == f'"{multipart_object.etag}"' for r in later)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_single_part_object_comes_as_ranges_and_is_checked_against_its_md5(
+        wire_parts_conn, proxy, single_part_object, tmp_path):
+    target = tmp_path / "out.bin"
+    wire_parts_conn.download_file(BUCKET, "single", str(target))
+    assert target.read_bytes() == DATA
+    assert proxy.count("GET") == 4 and proxy.count("HEAD") == 0
+
+
+def test_ranges_are_fetched_concurrently(wire_parts_conn, proxy, multipart_object, tmp_path):
+    proxy.latency_s = 0.3
+    started = time.monotonic()
+    wire_parts_conn.download_file(BUCKET, "big", str(tmp_path / "out.bin"))
+    elapsed = time.monotonic() - started
+    assert proxy.max_in_flight >= 3
+    # first GET, HEAD, then three ranges at once: far less than five round trips
+    assert elapsed < 5 * 0.3, f"{elapsed:.2f} s"
+
+
+def test_download_into_memory_uses_ranges_too(wire_parts_conn, proxy, multipart_object):
+    assert wire_parts_conn.download(BUCKET, "big") == DATA
+    assert proxy.count("GET") == 4
+
+
+@pytest.mark.parametrize("kind, params", [("flip", {}), ("truncate", {}), ("reset", {}),
+                                          ("status", {"status": 503})])
+@pytest.mark.parametrize("which", ["big", "single"])
+def test_a_damaged_range_is_caught_and_never_written(wire_parts_conn, proxy, multipart_object,
+                                                     single_part_object, tmp_path, kind, params, which):
+    proxy.add_fault(kind, count=1, method="GET", header_contains=("Range", f"bytes={2 * PART}-"), **params)
+    target = tmp_path / "out.bin"
+    wire_parts_conn.download_file(BUCKET, which, str(target))
+    assert target.read_bytes() == DATA
+    assert leftovers(tmp_path) == []
+    asked = ranges_asked(proxy)
+    if kind == "flip":
+        # Caught only by the whole object's checksum: every range comes again, once.
+        assert len(asked) == 8
+    else:
+        # Caught on the spot: that range alone comes again.
+        assert asked.count(f"bytes={2 * PART}-{3 * PART - 1}") == 2 and len(asked) == 5
+
+
+def test_a_range_that_keeps_failing_fails_the_download_and_leaves_nothing(
+        wire_parts_conn, proxy, multipart_object, tmp_path):
+    (tmp_path / "out.bin").write_bytes(b"the previous version")
+    proxy.add_fault("status", count=100, method="GET", header_contains=("Range", f"bytes={PART}-"),
+                    status=500)
+    with pytest.raises(s3po.DownloadException) as caught:
+        wire_parts_conn.download_file(BUCKET, "big", str(tmp_path / "out.bin"), retries=2)
+    assert caught.value.code == "InternalError"
+    assert ranges_asked(proxy).count(f"bytes={PART}-{2 * PART - 1}") == 3
+    assert (tmp_path / "out.bin").read_bytes() == b"the previous version"
+    assert leftovers(tmp_path) == []
+
+
+def test_retries_never_multiply_when_every_range_is_damaged(wire_parts_conn, proxy, multipart_object,
+                                                           tmp_path):
+    proxy.add_fault("flip", count=1000, method="GET")
+    with pytest.raises(s3po.DownloadException, match="ETag"):
+        wire_parts_conn.download_file(BUCKET, "big", str(tmp_path / "out.bin"), retries=2)
+    asked = ranges_asked(proxy)
+    assert max(asked.count(value) for value in set(asked)) <= 3
+    assert not (tmp_path / "out.bin").exists() and leftovers(tmp_path) == []
+
+
+def hold_pinned_ranges(proxy):
+    """Ranges asked with If-Match reach the server 1 s late: time for a new version to land."""
+    proxy.add_fault("hold", count=100, method="GET", header_contains=("If-Match", '"'), seconds=1.0)
+
+
+def replace_on_progress(connection, times):
+    """A progress callback that stores a new version of "big" on its first call, ``times`` times."""
+    state = {"replaced": 0, "armed": True}
+
+    def progress(done, total):
+        if done == 0:
+            state["armed"] = True  # the download started again
+            return
+        if state["armed"] and state["replaced"] < times:
+            state["armed"] = False
+            state["replaced"] += 1
+            connection.upload(BUCKET, "big", NEW[state["replaced"]])
+
+    return progress, state
+
+
+NEW = {1: os.urandom(len(DATA)), 2: os.urandom(len(DATA) - 100)}
+
+
+def test_an_object_replaced_mid_download_is_fetched_again_from_the_new_version(
+        wire_parts_conn, proxy, multipart_object, moto_server, tmp_path):
+    direct = make_connection(moto_server.url, multipart_threshold=5 * MiB, part_size=5 * MiB)
+    connection = make_connection(proxy.url, multipart_threshold=5 * MiB, part_size=5 * MiB, workers=4)
+    progress, state = replace_on_progress(direct, times=1)
+    hold_pinned_ranges(proxy)
+    target = tmp_path / "out.bin"
+    connection.download_file(BUCKET, "big", str(target), progress=progress)
+    assert state["replaced"] == 1
+    assert target.read_bytes() == NEW[1]
+    assert any(r.status == 412 for r in proxy.requests)
+
+
+def test_an_object_replaced_twice_fails_with_precondition_failed_and_leaves_nothing(
+        wire_parts_conn, proxy, multipart_object, moto_server, tmp_path):
+    direct = make_connection(moto_server.url, multipart_threshold=5 * MiB, part_size=5 * MiB)
+    connection = make_connection(proxy.url, multipart_threshold=5 * MiB, part_size=5 * MiB, workers=4)
+    progress, state = replace_on_progress(direct, times=2)
+    hold_pinned_ranges(proxy)
+    with pytest.raises(s3po.DownloadException) as caught:
+        connection.download_file(BUCKET, "big", str(tmp_path / "out.bin"), progress=progress)
+    assert caught.value.code == "PreconditionFailed"
+    assert state["replaced"] == 2
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_empty_object_falls_back_to_a_plain_get(wire_parts_conn, proxy, tmp_path):
+    wire_parts_conn.upload(BUCKET, "empty", b"")
+    proxy.clear()
+    wire_parts_conn.download_file(BUCKET, "empty", str(tmp_path / "empty"))
+    assert (tmp_path / "empty").read_bytes() == b""
+    assert [r.status for r in proxy.requests] == [416, 200]
+    assert wire_parts_conn.download(BUCKET, "empty") == b""
+
+
+def test_a_server_that_ignores_range_still_gives_a_verified_file(wire_parts_conn, proxy,
+                                                                 single_part_object, tmp_path):
+    # Stripping the Range header stands for a store without range support.
+    original = proxy._answer_counted
+
+    def without_range(request, client, upstream):
+        request.headers = [(k, v) for k, v in request.headers if k.lower() != "range"]
+        return original(request, client, upstream)
+
+    proxy._answer_counted = without_range
+    try:
+        wire_parts_conn.download_file(BUCKET, "single", str(tmp_path / "out.bin"))
+    finally:
+        del proxy._answer_counted
+    assert (tmp_path / "out.bin").read_bytes() == DATA
+    assert proxy.count("GET") == 1
+
+
+def test_progress_reports_each_range_and_ends_at_the_size(parts_conn, tmp_path):
+    parts_conn.upload(BUCKET, "big", DATA)
+    calls = []
+    parts_conn.download_file(BUCKET, "big", str(tmp_path / "out"), progress=lambda d, t: calls.append((d, t)))
+    assert len(calls) >= 4
+    assert calls[-1] == (len(DATA), len(DATA))
+    assert all(total == len(DATA) for _, total in calls)
+    assert hashlib.md5((tmp_path / "out").read_bytes()).digest() == hashlib.md5(DATA).digest()
+
+
+def test_a_large_gzip_object_is_decompressed_after_the_ranged_fetch(parts_conn, tmp_path):
+    parts_conn.upload(BUCKET, "big.bin", DATA, compress="gzip")
+    parts_conn.download_file(BUCKET, "big.bin", str(tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == DATA
+    assert leftovers(tmp_path) == []
+    assert parts_conn.download(BUCKET, "big.bin") == DATA
+
+
+def test_a_missing_key_is_not_found_and_leaves_nothing(parts_conn, tmp_path):
+    with pytest.raises(s3po.NotFound):
+        parts_conn.download_file(BUCKET, "nope", str(tmp_path / "sub" / "out"))
+    assert os.listdir(tmp_path) == []
