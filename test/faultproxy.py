@@ -368,13 +368,23 @@ class FaultProxy:
         with self._lock:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
-        try:
-            return self._answer_counted(request, client, upstream)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
+        counted = [True]
 
-    def _answer_counted(self, request: _Request, client: socket.socket, upstream: _Upstream) -> bool:
+        def done() -> None:
+            # Called just before the answer goes out: by the time the client has it
+            # and sends its next request, this one no longer counts.
+            if counted[0]:
+                counted[0] = False
+                with self._lock:
+                    self._in_flight -= 1
+
+        try:
+            return self._answer_counted(request, client, upstream, done)
+        finally:
+            done()
+
+    def _answer_counted(self, request: _Request, client: socket.socket, upstream: _Upstream,
+                        done=lambda: None) -> bool:
         record = RequestRecord(
             method=request.method,
             path=request.path,
@@ -422,11 +432,13 @@ class FaultProxy:
             keep = params.get("keep", len(response.body) // 2)
             if kind == "drop_after_headers":
                 keep = 0
+            done()
             _send(client, head, *((prefix, response.body[:keep]) if has_body else ()))
             if params.get("close", "fin") == "rst":
                 _arm_reset(client)
             return False
 
+        done()
         _send(client, head, *((prefix, response.body, suffix) if has_body else ()))
         return keep_alive
 

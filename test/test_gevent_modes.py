@@ -94,3 +94,51 @@ def test_background_work_is_finished_at_exit_with_one_log_line(proxy, prelude):
     assert proxy.count("PUT", path_contains="/exit-test/k") == 10
     assert result.stderr.count("before exit") == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+LARGE_PROGRAM = """
+import hashlib, os, sys, tempfile, time, warnings
+warnings.simplefilter("error")
+{prelude}
+import s3po
+from gevent import monkey
+MiB = 1024 * 1024
+conn = s3po.Connection(endpoint_url={url!r}, region_name="us-east-1", aws_access_key_id="a",
+                       aws_secret_access_key="b", multipart_threshold=5 * MiB, part_size=5 * MiB,
+                       workers=4, max_connections=6)
+conn.create_bucket("large-test")
+blobs = [os.urandom(15 * MiB + n) for n in range(3)]
+with conn.batch(3, raise_errors=True) as batch:
+    for n, blob in enumerate(blobs):
+        batch.upload("large-test", f"big{{n}}", blob)
+uploaded = batch.progress
+folder = tempfile.mkdtemp()
+with conn.batch(3, raise_errors=True) as batch:
+    for n in range(3):
+        batch.download_file("large-test", f"big{{n}}", os.path.join(folder, f"big{{n}}"))
+for n, blob in enumerate(blobs):
+    with open(os.path.join(folder, f"big{{n}}"), "rb") as fobj:
+        assert fobj.read() == blob
+print("patched" if monkey.is_module_patched("socket") else "threads", uploaded.bytes_done,
+      uploaded.bytes_total, uploaded.objects_done, batch.progress.bytes_done)
+"""
+
+
+@pytest.mark.parametrize("prelude", ["", "from gevent import monkey; monkey.patch_all()"],
+                         ids=["threads", "patched"])
+def test_large_transfers_in_a_batch_stay_within_max_connections(proxy, prelude):
+    # 3 calls x 4 workers would put 12 requests on the wire; max_connections=6 caps it,
+    # and no call waits for a slot it holds itself (the batch call's own slot serves
+    # its first worker), so nothing deadlocks even with every slot taken.
+    proxy.latency_s = 0.1
+    program = LARGE_PROGRAM.format(prelude=prelude, url=proxy.url)
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(program)],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    mode, done, total, objects, downloaded = result.stdout.split()
+    assert mode == ("patched" if prelude else "threads")
+    size = 3 * 15 * 1024 * 1024 + 3
+    assert (int(done), int(total), int(objects)) == (size, size, 3)
+    assert int(downloaded) == size
+    assert 4 <= proxy.max_in_flight <= 6
