@@ -102,7 +102,10 @@ class MockS3:
             aws_secret_access_key="s3po-mock",
             region_name=meta.region_name or "us-east-1",
         )
-        return build_client(session, self._connection.max_connections, {"config": meta.config})
+        client = build_client(session, self._connection.max_connections, {"config": meta.config})
+        # Registered first, so that it runs before moto's own handler answers the request.
+        client.meta.events.register_first("before-send.s3", _body_as_bytes)
+        return client
 
     def __enter__(self) -> "Connection":
         self.start()
@@ -110,3 +113,9 @@ class MockS3:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
+
+
+def _body_as_bytes(request: Any, **kwargs: Any) -> None:
+    """moto's in-process server takes bytes bodies only; parts go out as bytearrays."""
+    if isinstance(request.body, bytearray):
+        request.body = bytes(request.body)

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Union
 
 from .errors import ChecksumMismatch, describe, error_code, s3_url
 from .integrity import verify_upload_etag
@@ -58,7 +58,8 @@ def upload_parts(settings: TransferSettings, bucket: str, key: str, params: Mapp
                     f"upload {url}: the stream needs more than {MAX_PARTS} parts of {part_size} "
                     f"bytes; set a larger part_size on the Connection"
                 )
-            yield functools.partial(_send_part, settings, bucket, key, upload_id, number, piece)
+            yield functools.partial(_send_part, settings, bucket, key, upload_id, number, piece,
+                                    functools.partial(body.recycle, part_size=part_size))
 
     def on_done(part: SentPart) -> None:
         sent[part.number] = part
@@ -69,7 +70,7 @@ def upload_parts(settings: TransferSettings, bucket: str, key: str, params: Mapp
         run_parallel(tasks(), settings.workers, settings.limiters(), on_done, expected)
         if not sent:
             # A file that shrank to nothing after it was measured: S3 needs one part.
-            on_done(_send_part(settings, bucket, key, upload_id, 1, b""))
+            on_done(_send_part(settings, bucket, key, upload_id, 1, b"", lambda piece: None))
         ordered = [sent[number] for number in sorted(sent)]
         expected_etag = multipart_etag(part.digest for part in ordered)
         response = _complete(settings, bucket, key, upload_id, ordered, expected_etag)
@@ -87,7 +88,7 @@ def upload_parts(settings: TransferSettings, bucket: str, key: str, params: Mapp
 
 
 def _send_part(settings: TransferSettings, bucket: str, key: str, upload_id: str, number: int,
-               piece: bytes) -> SentPart:
+               piece: Union[bytes, bytearray], recycle: Callable[[Any], None]) -> SentPart:
     md5 = hashlib.md5(piece)
     md5_hex = md5.hexdigest()
     content_md5 = base64.b64encode(md5.digest()).decode("ascii")
@@ -102,7 +103,9 @@ def _send_part(settings: TransferSettings, bucket: str, key: str, upload_id: str
         return etag
 
     etag = settings.policy.call(attempt, what=f"upload part {number} of {s3_url(bucket, key)}")
-    return SentPart(number, etag, md5.digest(), len(piece))
+    size = len(piece)
+    recycle(piece)  # confirmed: its buffer can take the next part
+    return SentPart(number, etag, md5.digest(), size)
 
 
 def _complete(settings: TransferSettings, bucket: str, key: str, upload_id: str,

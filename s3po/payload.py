@@ -76,28 +76,69 @@ class Parts:
     ``size`` is the exact byte count when known in advance (bytes, a file read from
     where it stands); ``size_hint`` is what to choose the part size from, which for a
     compressed file is the size of the file before compression.
+
+    Pieces read from a stream land in bytearrays that are used again once their part
+    is confirmed (``recycle``): memory stays at one buffer per part in flight, and the
+    allocator never sees a stream of part-sized blocks come and go (glibc keeps such
+    blocks in per-thread arenas, and the process would grow by several parts per
+    worker). A bytearray also goes out in one send, where bytes would be cut into
+    16 KiB writes.
     """
 
     def __init__(self, read: Read, size: Optional[int], size_hint: Optional[int] = None,
-                 close: Optional[Callable[[], None]] = None) -> None:
+                 close: Optional[Callable[[], None]] = None, readinto: Optional[Callable[[Any], int]] = None
+                 ) -> None:
         self._read = read
+        self._readinto = readinto
         self.size = size
         self.size_hint = size if size is not None else size_hint
         self._close = close
+        self._free: list[bytearray] = []
 
-    def pieces(self, part_size: int) -> Iterator[bytes]:
+    def pieces(self, part_size: int) -> Iterator[bytearray]:
         """The body in pieces of exactly ``part_size`` bytes, but the last."""
         while True:
-            piece = _read_up_to(self._read, part_size)
-            if not piece:
+            buffer = self._free.pop() if self._free else bytearray(part_size)
+            filled = self._fill(buffer)
+            if filled == 0:
                 return
-            last = len(piece) < part_size
-            yield piece
-            del piece  # not kept alive here while the next one is read
+            last = filled < part_size
+            if last:
+                del buffer[filled:]
+            yield buffer
+            del buffer  # not kept alive here while the next one is read
             if last:
                 return
 
+    def recycle(self, piece: bytearray, part_size: int) -> None:
+        """Take back a piece whose part S3 confirmed, for the next one to be read into."""
+        if len(piece) == part_size:
+            self._free.append(piece)
+
+    def _fill(self, buffer: bytearray) -> int:
+        view = memoryview(buffer)
+        filled = 0
+        while filled < len(buffer):
+            if self._readinto is not None:
+                count = self._readinto(view[filled:])
+                if not count:
+                    break
+            else:
+                # A megabyte at a time: a stream's read() may hold what it returns
+                # twice over (a compressor's output, say) while making it.
+                chunk = self._read(min(CHUNK, len(buffer) - filled))
+                if not chunk:
+                    break
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"the file's read() returned {type(chunk).__name__}, not bytes")
+                count = len(chunk)
+                view[filled:filled + count] = chunk
+            filled += count
+        view.release()
+        return filled
+
     def close(self) -> None:
+        self._free.clear()
         if self._close is not None:
             self._close()
             self._close = None
@@ -136,8 +177,16 @@ def prepare(data: Any, codec: Optional[str], multipart_threshold: int) -> Union[
         return _from_one_way(read, multipart_threshold, None)
     size = _remaining_size(data)
     if size is not None and size > multipart_threshold:
-        return Parts(read, size)
+        return Parts(read, size, readinto=_binary_readinto(data))
     return _from_rewindable(data, read, start)
+
+
+def _binary_readinto(fobj: Any) -> Optional[Callable[[Any], int]]:
+    """fobj's readinto when it is a binary file that has one (no copy through bytes)."""
+    if isinstance(fobj, io.TextIOBase):
+        return None
+    readinto = getattr(fobj, "readinto", None)
+    return readinto if callable(readinto) else None
 
 
 def _remaining_size(fobj: Any) -> Optional[int]:
