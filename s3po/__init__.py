@@ -11,6 +11,7 @@ from .errors import (
     S3POException,
     UploadException,
 )
+from .progress import TransferTotals
 from .records import Key
 from .retry import RetryPolicy
 
@@ -25,6 +26,7 @@ __all__ = [
     "NotFound",
     "RetryPolicy",
     "S3POException",
+    "TransferTotals",
     "UploadException",
     "__version__",
 ]

@@ -78,7 +78,8 @@ def upload_parts(settings: TransferSettings, bucket: str, key: str, params: Mapp
         _abort(settings, bucket, key, upload_id)
         raise
     etag = strip_etag(response.get("ETag"))
-    if settings.verify_etag and _etag_checkable(etag, params, response) and etag.lower() != expected_etag:
+    if (settings.verify_etag and etag is not None and _etag_checkable(etag, params, response)
+            and etag.lower() != expected_etag):
         raise ChecksumMismatch(
             f"the server's ETag {etag} is not {expected_etag}, the ETag of the parts sent",
             version_id=response.get("VersionId"),
