@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
 
-__all__ = ["build_client", "client_config"]
+__all__ = ["build_client", "client_config", "refuse_short_bodies"]
 
 # Keywords of boto3's Session.client that s3po passes through unchanged.
 CLIENT_KEYWORDS = frozenset(
@@ -89,6 +89,7 @@ def build_client(
         session = boto3.session.Session()
     client = session.client("s3", config=config, **kwargs)
     skip_expect_continue(client)
+    refuse_short_bodies(client)
     return client
 
 
@@ -118,3 +119,27 @@ def _drop_expect_for_small_bodies(params: dict, **kwargs: Any) -> None:
     size = determine_content_length(params.get("body"))
     if size is not None and size <= EXPECT_CONTINUE_MIN_BYTES:
         del params["headers"]["Expect"]
+
+
+def refuse_short_bodies(client: Any) -> None:
+    """Make ``client`` raise on a response body shorter than its Content-Length.
+
+    When a connection drops right after the headers of a 200, botocore reads an empty
+    body and parses it as an empty answer: a listing with no keys, a completed
+    multipart upload with no ETag, a DeleteObjects that deleted nothing, all without
+    an error. IncompleteReadError is transient, so s3po retries instead.
+    (Streamed GET bodies are counted where they are read.)
+    """
+    client.meta.events.register("before-parse.s3", _check_body_length)
+
+
+def _check_body_length(operation_model: Any, response_dict: dict, **kwargs: Any) -> None:
+    body = response_dict.get("body")
+    if not isinstance(body, (bytes, bytearray)) or operation_model.http.get("method") == "HEAD":
+        return
+    declared = response_dict.get("headers", {}).get("content-length")
+    if declared is None or not declared.isdigit() or len(body) == int(declared):
+        return
+    from botocore.exceptions import IncompleteReadError
+
+    raise IncompleteReadError(actual_bytes=len(body), expected_bytes=int(declared))

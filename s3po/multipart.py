@@ -118,9 +118,13 @@ def _complete(settings: TransferSettings, bucket: str, key: str, upload_id: str,
     def attempt() -> Mapping[str, Any]:
         attempts[0] += 1
         try:
-            return client.complete_multipart_upload(
+            response = client.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload=request
             )
+            if not response.get("ETag"):
+                # Whatever the store did, it did not confirm this object: ask again.
+                raise ChecksumMismatch("the answer to CompleteMultipartUpload carried no ETag")
+            return response
         except Exception as exc:
             # The answer to an earlier attempt may have been lost after S3 completed the
             # upload; the upload is then gone, and the object tells whether it is ours.

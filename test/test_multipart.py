@@ -213,3 +213,13 @@ def test_a_bad_progress_or_workers_value_is_refused(parts_conn, bad):
         parts_conn.upload(BUCKET, "k", b"x", progress=bad)
     with pytest.raises(ValueError, match="workers"):
         make_connection(workers=bad if not isinstance(bad, str) else 0)
+
+
+def test_a_completion_whose_answer_was_lost_is_recognised_on_retry(wire_parts_conn, proxy):
+    # The server completes the upload, but its answer never arrives; the retry finds the
+    # upload gone (NoSuchUpload) and the object there with the ETag of the parts sent.
+    proxy.add_fault("drop_after_headers", count=1, method="POST", query_contains="uploadId=")
+    stored = wire_parts_conn.upload(BUCKET, "big", DATA)
+    assert stored.etag == expected_etag(DATA)
+    assert proxy.count("POST") == 3  # create, complete (answer lost), complete again
+    assert wire_parts_conn.download(BUCKET, "big") == DATA

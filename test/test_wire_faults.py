@@ -356,3 +356,21 @@ def test_open_refuses_a_resume_that_ignored_the_range(wire_conn, proxy):
         with pytest.raises(s3po.DownloadException, match="resume at byte 10000"):
             stream.read()
     stream.close()
+
+
+@pytest.mark.parametrize("call", ["list", "delete_many", "copy"])
+def test_an_answer_cut_right_after_its_headers_is_retried_not_read_as_empty(wire_conn, proxy, call):
+    # botocore parses an empty body as an empty answer: a listing of nothing, a
+    # DeleteObjects that deleted nothing. s3po checks the body against Content-Length.
+    wire_conn.upload(BUCKET, "a", b"x")
+    proxy.clear()
+    if call == "list":
+        proxy.add_fault("drop_after_headers", count=1, method="GET")
+        assert list(wire_conn.list(BUCKET)) == ["a"]
+    elif call == "delete_many":
+        proxy.add_fault("drop_after_headers", count=1, method="POST")
+        assert wire_conn.delete_many(BUCKET, ["a"]) == 1
+    else:
+        proxy.add_fault("drop_after_headers", count=1, method="PUT")
+        assert wire_conn.copy(BUCKET, "a", BUCKET, "b").etag
+    assert len(proxy.requests) == 2
