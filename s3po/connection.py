@@ -446,12 +446,16 @@ class Connection:
     ) -> ObjectStream:
         """A read-only binary stream of the object, decompressed like ``download``.
 
-        A connection that breaks mid-stream resumes with a Range request pinned to the
-        ETag (each resume spends a retry); size and MD5 are checked at the end.
+        An object up to ``part_size`` (8 MiB by default) streams from one GET; a
+        connection that breaks mid-stream resumes with a Range request pinned to the
+        ETag (each resume spends a retry). A larger one is fetched ahead as ``workers``
+        concurrent ranges pinned to the ETag, each retried on its own, with at most
+        ``workers`` + 1 ranges in memory. Size and content are checked at the end.
         """
         check_bucket(bucket)
         check_key(key)
-        return open_stream(self.conn, bucket, key, self._policy(retries), decompress)
+        chunk = self.part_size or DEFAULT_PART_SIZE
+        return open_stream(self._transfer(self._policy(retries)), bucket, key, decompress, chunk)
 
     # -- listing and metadata --------------------------------------------------------
 

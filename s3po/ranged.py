@@ -18,7 +18,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Optional, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol
 
 from .errors import ChecksumMismatch, DownloadException, error_code, http_status, s3_url
 from .integrity import etag_is_md5
@@ -33,7 +33,7 @@ from .parts import (
 from .progress import Progress
 from .records import strip_etag
 
-__all__ = ["FileSink", "Fetched", "MemorySink", "fetch"]
+__all__ = ["FetchedRange", "FileSink", "Fetched", "MemorySink", "RangePlan", "fetch", "fetch_range", "plan_ranges"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,14 @@ class MemorySink:
         return memoryview(self.buffer)[offset:offset + size]
 
 
-Sink = Union[FileSink, MemorySink]
+class Sink(Protocol):
+    """Where fetched ranges are written, by offset, and read back to be hashed."""
+
+    def allocate(self, size: int) -> None: ...
+
+    def write_at(self, offset: int, data: bytes) -> None: ...
+
+    def read_at(self, offset: int, size: int) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ class Fetched:
 
 
 @dataclass(frozen=True)
-class _Range:
+class FetchedRange:
     """A range fetched and written, with the MD5 of its bytes when one was wanted."""
 
     span: ByteRange
@@ -172,20 +179,20 @@ def _fetch_version(settings: TransferSettings, bucket: str, key: str, sink: Sink
 
     sink.allocate(total)
     progress.total = total
-    plan = _plan(settings, bucket, key, first, total, chunk)
+    plan = plan_ranges(settings, bucket, key, first, total, chunk)
     used = {span.start: 0 for span in plan.ranges}
     used[0] = first_used[0]
     preopened: dict[int, Mapping[str, Any]] = {0: first}
-    get_range = functools.partial(_fetch_range, settings, bucket, key, etag_header, total, sink, plan.hashing)
+    get_range = functools.partial(fetch_range, settings, bucket, key, etag_header, total, sink, plan.hashing)
     redo = 0
     while True:
         verifier = plan.verifier(sink)
 
-        def tasks() -> Iterator[Callable[[], _Range]]:
+        def tasks() -> Iterator[Callable[[], FetchedRange]]:
             for span in plan.ranges:
                 yield functools.partial(get_range, span, preopened.pop(span.start, None), used)
 
-        def on_done(done: _Range) -> None:
+        def on_done(done: FetchedRange) -> None:
             verifier.add(done)
             progress.advance(done.span.size)
 
@@ -265,14 +272,14 @@ def _copy_body(body: Any, sink: Sink, offset: int, limit: Optional[int], md5: An
         body.close()
 
 
-def _fetch_range(settings: TransferSettings, bucket: str, key: str, etag_header: Optional[str], total: int,
+def fetch_range(settings: TransferSettings, bucket: str, key: str, etag_header: Optional[str], total: int,
                  sink: Sink, hashing: bool, span: ByteRange, preopened: Optional[Mapping[str, Any]],
-                 used: dict[int, int]) -> _Range:
+                 used: dict[int, int]) -> FetchedRange:
     """Fetch ``span`` (continuing ``preopened`` when given) with its own retries."""
     client = settings.client
     pending = [preopened] if preopened is not None else []
 
-    def attempt() -> _Range:
+    def attempt() -> FetchedRange:
         md5 = hashlib.md5() if hashing else None
         position = span.start
         while position < span.end:
@@ -296,7 +303,7 @@ def _fetch_range(settings: TransferSettings, bucket: str, key: str, etag_header:
                     f"bytes {position}-{until - 1} ended after {copied} bytes"
                 )
             position = until
-        return _Range(span, md5.digest() if md5 is not None else None)
+        return FetchedRange(span, md5.digest() if md5 is not None else None)
 
     def on_retry() -> None:
         used[span.start] += 1
@@ -311,27 +318,31 @@ def _fetch_range(settings: TransferSettings, bucket: str, key: str, etag_header:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class RangePlan:
+    """The ranges to fetch an object in, and what checks them."""
+
     ranges: list[ByteRange]
     hashing: bool  # each range hashes its own bytes (they are the object's parts)
     verifier: Callable[[Sink], Any]
 
 
-def _plan(settings: TransferSettings, bucket: str, key: str, first: Mapping[str, Any], total: int,
-          chunk: int) -> _Plan:
+def plan_ranges(settings: TransferSettings, bucket: str, key: str, first: Mapping[str, Any], total: int,
+                chunk: int) -> RangePlan:
+    """Ranges aligned to the parts of a multipart object (when its part size can be
+    learned), else of ``chunk`` bytes; and the verifier that fits the ETag."""
     etag = strip_etag(first.get("ETag"))
     parts = multipart_part_count(etag)
     by_chunk = split(total, chunk)
     if parts is not None and not _sse_hides_md5(first):
         if parts == 1:
-            return _Plan(by_chunk, False, lambda sink: _InOrderDigest(sink, total, single_part=True))
+            return RangePlan(by_chunk, False, lambda sink: _InOrderDigest(sink, total, single_part=True))
         part_size = _first_part_size(settings, bucket, key, parts)
         if part_size and (parts - 1) * part_size < total <= parts * part_size:
-            return _Plan(split(total, part_size), True, lambda sink: _PartDigests())
+            return RangePlan(split(total, part_size), True, lambda sink: _PartDigests())
         logger.debug("download %s: part sizes unknown; only the size can be checked", s3_url(bucket, key))
     elif etag_is_md5(etag, first):
-        return _Plan(by_chunk, False, lambda sink: _InOrderDigest(sink, total))
-    return _Plan(by_chunk, False, lambda sink: _SizeOnly())
+        return RangePlan(by_chunk, False, lambda sink: _InOrderDigest(sink, total))
+    return RangePlan(by_chunk, False, lambda sink: _SizeOnly())
 
 
 def _sse_hides_md5(response: Mapping[str, Any]) -> bool:
@@ -356,7 +367,7 @@ def _first_part_size(settings: TransferSettings, bucket: str, key: str, parts: i
 
 
 class _SizeOnly:
-    def add(self, done: _Range) -> None:
+    def add(self, done: FetchedRange) -> None:
         pass
 
     def verify(self, etag: Optional[str]) -> None:
@@ -369,7 +380,7 @@ class _PartDigests:
     def __init__(self) -> None:
         self._digests: dict[int, bytes] = {}
 
-    def add(self, done: _Range) -> None:
+    def add(self, done: FetchedRange) -> None:
         assert done.digest is not None
         self._digests[done.span.start] = done.digest
 
@@ -394,7 +405,7 @@ class _InOrderDigest:
         self._next = 0
         self._waiting: dict[int, int] = {}
 
-    def add(self, done: _Range) -> None:
+    def add(self, done: FetchedRange) -> None:
         self._waiting[done.span.start] = done.span.end
         while self._next in self._waiting:
             end = self._waiting.pop(self._next)

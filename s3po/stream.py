@@ -1,14 +1,24 @@
-"""``Connection.open``: a read-only stream of one object that resumes where it broke."""
+"""``Connection.open``: a read-only stream of one object.
+
+A small object streams from one GET that resumes where it broke. A large one (larger
+than the first range asked for) is fetched ahead as concurrent ranges, a bounded
+window of them, and handed out in order.
+"""
 
 from __future__ import annotations
 
+import bisect
+import functools
 import io
 import logging
-from typing import Any, Iterator
+import threading
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from .compression import CHUNK, CorruptBody, Decoder, codec_of
-from .errors import ChecksumMismatch, DownloadException, describe, s3_url, translate
+from .errors import ChecksumMismatch, DownloadException, describe, http_status, s3_url, translate
 from .integrity import BodyCheck
+from .parts import ByteRange, TransferSettings, parse_content_range
+from .ranged import FetchedRange, fetch_range, plan_ranges
 from .records import Key, from_head, strip_etag
 from .retry import RetryPolicy, is_transient
 
@@ -23,20 +33,36 @@ class ObjectStream(io.BufferedReader):
     info: Key
 
 
-def open_stream(client: Any, bucket: str, key: str, policy: RetryPolicy, decompress: bool) -> ObjectStream:
+def open_stream(settings: TransferSettings, bucket: str, key: str, decompress: bool, chunk: int) -> ObjectStream:
     """Send the first GET (retried like any call) and wrap its body in a stream."""
+    client, policy = settings.client, settings.policy
     what = f"open {s3_url(bucket, key)}"
     try:
-        response = policy.call(lambda: client.get_object(Bucket=bucket, Key=key), what=what)
+        response = policy.call(lambda: _first_get(client, bucket, key, chunk), what=what)
     except Exception as exc:
         raise translate(exc, DownloadException, "open", bucket, key) from exc
-    raw: io.RawIOBase = _ResumingReader(client, bucket, key, policy, response)
+    answered = parse_content_range(response.get("ContentRange"))
+    info = dict(response)
+    if answered is not None and answered.total is not None and answered.last + 1 < answered.total:
+        info["ContentLength"] = answered.total
+        raw: io.RawIOBase = _PrefetchingReader(settings, bucket, key, response, answered.total, chunk)
+    else:
+        raw = _ResumingReader(client, bucket, key, policy, response)
     codec = codec_of(response.get("ContentEncoding")) if decompress else None
     if codec:
         raw = _DecodingReader(raw, codec, bucket, key)
     stream = ObjectStream(raw, buffer_size=CHUNK)
-    stream.info = from_head(bucket, key, response)
+    stream.info = from_head(bucket, key, info)
     return stream
+
+
+def _first_get(client: Any, bucket: str, key: str, chunk: int) -> Mapping[str, Any]:
+    try:
+        return client.get_object(Bucket=bucket, Key=key, Range=ByteRange(0, chunk).header)
+    except Exception as exc:
+        if http_status(exc) != 416:
+            raise
+    return client.get_object(Bucket=bucket, Key=key)  # an empty object has no byte 0
 
 
 class _ResumingReader(io.RawIOBase):
@@ -186,4 +212,182 @@ class _DecodingReader(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._raw.close()
+        super().close()
+
+
+class _Slot:
+    """One range of the read-ahead window: its bytes once fetched, or the failure."""
+
+    def __init__(self, span: ByteRange, ready: Any) -> None:
+        self.span = span
+        self.buffer: Optional[bytearray] = None
+        self.ready = ready  # an Event of the program's concurrency mode
+        self.error: Optional[BaseException] = None
+
+
+class _PrefetchingReader(io.RawIOBase):
+    """A large object's bytes, fetched ahead as concurrent ranges, handed out in order.
+
+    At most ``workers`` + 1 ranges are held at once (fetched or being fetched), so
+    memory stays bounded whatever the object's size and however slowly it is read.
+    Each range is pinned to the first response's ETag and retried on its own; the
+    content is verified against the ETag as in a ranged download, and a mismatch
+    raises when the stream reaches its end. A stream cannot take back bytes it handed
+    out, so an object that changes meanwhile raises rather than starting again.
+    """
+
+    def __init__(self, settings: TransferSettings, bucket: str, key: str, first: Mapping[str, Any],
+                 total: int, chunk: int) -> None:
+        super().__init__()
+        from .concurrency import sockets_are_patched
+
+        self._bucket = bucket
+        self._key = key
+        self._patched = sockets_are_patched()
+        plan = plan_ranges(settings, bucket, key, first, total, chunk)
+        self._slots = [_Slot(span, self._event()) for span in plan.ranges]
+        self._starts = [slot.span.start for slot in self._slots]
+        self._window = self._semaphore(settings.workers + 1)
+        self._verifier = plan.verifier(self)
+        self._index = 0
+        self._position = 0  # within the current slot
+        self._stopped = False
+        self._finished = self._event()
+        self._failure: Optional[BaseException] = None
+        get = functools.partial(fetch_range, settings, bucket, key, first.get("ETag"), total, self,
+                                plan.hashing)
+        used = {slot.span.start: 0 for slot in self._slots}
+        self._runner = self._start(lambda: self._fetch_all(settings, get, first, used, strip_etag(first.get("ETag"))))
+
+    # -- the concurrency mode's primitives ------------------------------------------
+
+    def _event(self) -> Any:
+        if self._patched:
+            import gevent.event
+
+            return gevent.event.Event()
+        return threading.Event()
+
+    def _semaphore(self, size: int) -> Any:
+        if self._patched:
+            import gevent.lock
+
+            return gevent.lock.Semaphore(size)
+        return threading.Semaphore(size)
+
+    def _start(self, work: Callable[[], None]) -> Any:
+        if self._patched:
+            import gevent
+
+            return gevent.spawn(work)
+        thread = threading.Thread(target=work, name="s3po-read-ahead", daemon=True)
+        thread.start()
+        return thread
+
+    # -- fetching, in the background ---------------------------------------------------
+
+    def _fetch_all(self, settings: TransferSettings, get: Callable[..., FetchedRange],
+                   first: Mapping[str, Any], used: dict[int, int], etag: Optional[str]) -> None:
+        from .concurrency import run_parallel
+
+        preopened: Optional[Mapping[str, Any]] = first
+
+        def tasks() -> Iterator[Callable[[], FetchedRange]]:
+            nonlocal preopened
+            for slot in self._slots:
+                self._window.acquire()  # released as the reader finishes a range
+                if self._stopped:
+                    return
+                slot.buffer = bytearray(slot.span.size)
+                opened, preopened = preopened, None
+                yield functools.partial(get, slot.span, opened, used)
+
+        def on_done(done: FetchedRange) -> None:
+            self._verifier.add(done)
+            self._slots[bisect.bisect_right(self._starts, done.span.start) - 1].ready.set()
+
+        try:
+            run_parallel(tasks(), settings.workers, settings.limiters(), on_done, len(self._slots))
+            self._verifier.verify(etag)
+        except BaseException as exc:  # handed to the reader, which raises it in its own thread
+            self._failure = exc
+        finally:
+            if preopened is not None:
+                preopened["Body"].close()
+            for slot in self._slots:
+                slot.ready.set()  # nobody waits for a range that will never come
+            self._finished.set()
+
+    # -- the sink fetch_range writes into, and the verifier reads back -----------------
+
+    def allocate(self, size: int) -> None:
+        pass  # each range gets its buffer as it is asked for
+
+    def _slot_at(self, offset: int) -> _Slot:
+        return self._slots[bisect.bisect_right(self._starts, offset) - 1]
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        slot = self._slot_at(offset)
+        start = offset - slot.span.start
+        assert slot.buffer is not None
+        slot.buffer[start:start + len(data)] = data
+
+    def read_at(self, offset: int, size: int) -> memoryview:
+        slot = self._slot_at(offset)
+        assert slot.buffer is not None
+        start = offset - slot.span.start
+        return memoryview(slot.buffer)[start:start + size]
+
+    # -- reading, in the caller's thread ------------------------------------------------
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._index >= len(self._slots):
+            return self._end()
+        slot = self._slots[self._index]
+        slot.ready.wait()
+        if slot.buffer is None or not self._complete(slot):
+            return self._raise()
+        view = memoryview(slot.buffer)[self._position:self._position + len(buffer)]
+        size = len(view)
+        buffer[:size] = view
+        view.release()
+        self._position += size
+        if self._position >= slot.span.size:
+            slot.buffer = None
+            self._index += 1
+            self._position = 0
+            self._window.release()
+        return size
+
+    def _complete(self, slot: _Slot) -> bool:
+        # A failure elsewhere does not spoil a range that arrived whole before it, but
+        # the stream ends in the error before handing out anything unverified at the end.
+        return slot.buffer is not None and slot.ready.is_set() and self._failure is None
+
+    def _end(self) -> int:
+        self._finished.wait()
+        if self._failure is not None:
+            return self._raise()
+        return 0
+
+    def _raise(self) -> int:
+        failure = self._failure or DownloadException(
+            f"read {s3_url(self._bucket, self._key)} failed: the read-ahead stopped",
+            bucket=self._bucket, key=self._key, operation="read")
+        if isinstance(failure, DownloadException):
+            raise failure
+        raise translate(failure, DownloadException, "read", self._bucket, self._key) from failure
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stopped = True
+            for _ in self._slots:
+                self._window.release()  # wakes the fetcher if it waits for room
+            if self._patched:
+                self._runner.kill(block=True)
+            else:
+                self._runner.join()
         super().close()

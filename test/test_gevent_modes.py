@@ -119,6 +119,8 @@ with conn.batch(3, raise_errors=True) as batch:
 for n, blob in enumerate(blobs):
     with open(os.path.join(folder, f"big{{n}}"), "rb") as fobj:
         assert fobj.read() == blob
+with conn.open("large-test", "big1") as stream:  # read ahead in ranges
+    assert stream.read() == blobs[1]
 print("patched" if monkey.is_module_patched("socket") else "threads", uploaded.bytes_done,
       uploaded.bytes_total, uploaded.objects_done, batch.progress.bytes_done)
 """

@@ -216,3 +216,47 @@ def test_a_missing_key_is_not_found_and_leaves_nothing(parts_conn, tmp_path):
     with pytest.raises(s3po.NotFound):
         parts_conn.download_file(BUCKET, "nope", str(tmp_path / "sub" / "out"))
     assert os.listdir(tmp_path) == []
+
+
+# -- open(): read-ahead of ranges -------------------------------------------------------
+
+
+def test_open_reads_a_large_object_ahead_in_concurrent_ranges(wire_parts_conn, proxy, multipart_object):
+    proxy.latency_s = 0.2
+    with wire_parts_conn.open(BUCKET, "big") as stream:
+        assert stream.info.size == len(DATA)
+        assert stream.read() == DATA
+    assert len(ranges_asked(proxy)) == 4
+    assert proxy.max_in_flight >= 3
+
+
+@pytest.mark.parametrize("which", ["big", "single"])
+def test_open_retries_a_cut_range_and_reports_a_flipped_one_at_the_end(
+        wire_parts_conn, proxy, multipart_object, single_part_object, which):
+    proxy.add_fault("truncate", count=1, method="GET", header_contains=("Range", f"bytes={PART}-"))
+    with wire_parts_conn.open(BUCKET, which) as stream:
+        assert stream.read() == DATA
+    proxy.clear()
+    proxy.add_fault("flip", count=1, method="GET", header_contains=("Range", f"bytes={2 * PART}-"))
+    with pytest.raises(s3po.DownloadException, match="ETag"):
+        with wire_parts_conn.open(BUCKET, which) as stream:
+            while stream.read(MiB):
+                pass
+
+
+def test_open_closed_early_stops_reading_ahead(wire_parts_conn, proxy, multipart_object):
+    big = os.urandom(40 * MiB)
+    wire_parts_conn.upload(BUCKET, "bigger", big)
+    proxy.clear()
+    proxy.latency_s = 0.2
+    with wire_parts_conn.open(BUCKET, "bigger") as stream:
+        assert stream.read(1000) == big[:1000]
+    time.sleep(0.5)
+    # 8 ranges in all; the window (4 workers + 1) never lets all of them go out unread.
+    assert len(ranges_asked(proxy)) <= 6
+
+
+def test_open_decompresses_a_large_gzip_object(parts_conn):
+    parts_conn.upload(BUCKET, "big.bin", DATA, compress="gzip")
+    with parts_conn.open(BUCKET, "big.bin") as stream:
+        assert stream.read() == DATA
