@@ -22,7 +22,7 @@ from gevent import monkey
 from gevent.lock import BoundedSemaphore as GreenSemaphore
 from gevent.threadpool import ThreadPool
 
-__all__ = ["Call", "Cancelled", "Executor", "Limiters", "run_parallel", "sockets_are_patched"]
+__all__ = ["Call", "Cancelled", "Executor", "Limiters", "off_hub", "run_parallel", "sockets_are_patched"]
 
 R = TypeVar("R")
 
@@ -33,6 +33,18 @@ _holding_slot: contextvars.ContextVar[bool] = contextvars.ContextVar("s3po_holdi
 
 def sockets_are_patched() -> bool:
     return monkey.is_module_patched("socket")
+
+
+def off_hub(work: Callable[..., R], *args: Any) -> R:
+    """Run CPU-heavy work that releases the GIL (hashing) without stalling gevent's hub.
+
+    Under monkey-patching every greenlet shares one thread: hashing a part there would
+    hold up all other I/O for its duration, and use one core only. On a native thread
+    of the hub's pool it runs beside them. Unpatched, the caller is a thread already.
+    """
+    if sockets_are_patched():
+        return gevent.get_hub().threadpool.apply(work, args)
+    return work(*args)
 
 
 class Cancelled(Exception):

@@ -90,7 +90,9 @@ def upload_parts(settings: TransferSettings, bucket: str, key: str, params: Mapp
 
 def _send_part(settings: TransferSettings, bucket: str, key: str, upload_id: str, number: int,
                piece: Union[bytes, bytearray], recycle: Callable[[Any], None]) -> SentPart:
-    md5 = hashlib.md5(piece)
+    from .concurrency import off_hub
+
+    md5 = off_hub(hashlib.md5, piece)
     md5_hex = md5.hexdigest()
     content_md5 = base64.b64encode(md5.digest()).decode("ascii")
 

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 READ_CHUNK = 1 * MiB
+# Hashing at least this much is worth a trip to another thread under gevent (~0.4 ms).
+OFF_HUB_MIN_BYTES = 256 * 1024
 
 
 class FileSink:
@@ -246,6 +248,15 @@ def _read_whole(response: Mapping[str, Any], sink: Sink) -> None:
             raise ChecksumMismatch(f"the bytes received hash to {digest}, not the ETag {etag}")
 
 
+def _hash(md5: Any, data: Any) -> None:
+    if len(data) < OFF_HUB_MIN_BYTES:
+        md5.update(data)  # less work than handing it to another thread
+        return
+    from .concurrency import off_hub  # gevent: imported on first use, see __init__
+
+    off_hub(md5.update, data)
+
+
 def _copy_body(body: Any, sink: Sink, offset: int, limit: Optional[int], md5: Any) -> int:
     """Copy ``body`` into ``sink`` from ``offset``; stops after ``limit`` bytes if given.
 
@@ -261,7 +272,7 @@ def _copy_body(body: Any, sink: Sink, offset: int, limit: Optional[int], md5: An
                 return copied
             sink.write_at(offset + copied, data)
             if md5 is not None:
-                md5.update(data)
+                _hash(md5, data)
             copied += len(data)
         # One more read finds the end of the body, which hands the connection back to
         # the pool. If bytes remain instead, they belong to another range: closing
@@ -412,7 +423,7 @@ class _InOrderDigest:
             position = self._next
             while position < end:
                 size = min(READ_CHUNK * 8, end - position)
-                self._md5.update(self._sink.read_at(position, size))
+                _hash(self._md5, self._sink.read_at(position, size))
                 position += size
             self._next = end
 
