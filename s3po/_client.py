@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
 
-__all__ = ["build_client", "client_config", "refuse_short_bodies"]
+__all__ = ["build_client", "client_config", "hash_bodies_once", "refuse_short_bodies"]
 
 # Keywords of boto3's Session.client that s3po passes through unchanged.
 CLIENT_KEYWORDS = frozenset(
@@ -90,6 +90,7 @@ def build_client(
     client = session.client("s3", config=config, **kwargs)
     skip_expect_continue(client)
     refuse_short_bodies(client)
+    hash_bodies_once(client)
     return client
 
 
@@ -143,3 +144,32 @@ def _check_body_length(operation_model: Any, response_dict: dict, **kwargs: Any)
     from botocore.exceptions import IncompleteReadError
 
     raise IncompleteReadError(actual_bytes=len(body), expected_bytes=int(declared))
+
+
+# The uploads s3po always sends with a Content-MD5 of their body.
+_MD5_CARRYING_OPERATIONS = ("PutObject", "UploadPart")
+
+
+def hash_bodies_once(client: Any) -> None:
+    """Sign s3po's upload bodies by their Content-MD5 alone, not by a SHA-256 as well.
+
+    Over HTTPS botocore already sends ``UNSIGNED-PAYLOAD`` when a request carries a
+    Content-MD5; over plain HTTP (local and self-hosted stores) it hashes every body
+    with SHA-256 too, which here costs twice the MD5 and the server as much again. The
+    signed Content-MD5 header binds the body to the signature just as well: the server
+    refuses a body that does not match it. A ``payload_signing_enabled`` set in the
+    caller's ``Config(s3=...)`` is left to decide.
+    """
+    s3_options = dict(getattr(client.meta.config, "s3", None) or {})
+    if "payload_signing_enabled" in s3_options:
+        return
+    from botocore.config import Config
+
+    unsigned = client.meta.config.merge(Config(s3={**s3_options, "payload_signing_enabled": False}))
+
+    def sign_by_md5(request: Any, **kwargs: Any) -> None:
+        if "Content-MD5" in request.headers:
+            request.context["client_config"] = unsigned
+
+    for operation in _MD5_CARRYING_OPERATIONS:
+        client.meta.events.register(f"before-sign.s3.{operation}", sign_by_md5)

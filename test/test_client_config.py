@@ -1,9 +1,12 @@
 """How the boto3 client is configured: retries, checksums, pool size, secrets kept out."""
 
+import hashlib
 import logging
+import os
 
 import pytest
 from botocore.config import Config
+from s3po_fixtures import BUCKET, make_connection
 
 import s3po
 from s3po._client import client_config
@@ -86,3 +89,24 @@ def test_secrets_never_appear_in_reprs_or_messages(caplog):
     for text in texts:
         assert SECRET not in text and TOKEN not in text
     assert "s3://some-bucket/key" in str(caught.value)
+
+
+def test_upload_bodies_are_signed_by_their_content_md5_only(wire_parts_conn, proxy):
+    wire_parts_conn.upload(BUCKET, "small", b"x" * 1000)
+    wire_parts_conn.upload(BUCKET, "big", os.urandom(6 * 1024 * 1024))
+    puts = [r for r in proxy.requests if r.method == "PUT"]
+    assert len(puts) == 3
+    assert all(r.headers.get("X-Amz-Content-SHA256") == "UNSIGNED-PAYLOAD" for r in puts)
+    assert all(r.headers.get("Content-MD5") for r in puts)
+    # Other requests keep botocore's signing (a SHA-256 over plain HTTP).
+    others = [r for r in proxy.requests if r.method == "POST"]
+    assert others and all(r.headers.get("X-Amz-Content-SHA256") != "UNSIGNED-PAYLOAD" for r in others)
+
+
+def test_a_payload_signing_choice_in_the_callers_config_wins(proxy):
+    connection = make_connection(proxy.url, config=Config(s3={"payload_signing_enabled": True}))
+    connection.create_bucket(BUCKET)
+    proxy.clear()
+    connection.upload(BUCKET, "small", b"x" * 1000)
+    (put,) = [r for r in proxy.requests if r.method == "PUT"]
+    assert put.headers.get("X-Amz-Content-SHA256") == hashlib.sha256(b"x" * 1000).hexdigest()
