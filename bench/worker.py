@@ -35,9 +35,35 @@ def _emit(**fields):
     sys.stdout.flush()
 
 
-def _cpu_s():
+def _cpu():
+    """(user, system) CPU seconds of this process so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
+
+
+def status_mib(field):
+    """A line of /proc/self/status (``VmRSS``, ``VmHWM``) in MiB, or None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mib():
+    """This process's peak resident set, in MiB.
+
+    ``VmHWM``, the high-water mark of this process's own memory map. Not ``ru_maxrss``
+    where ``VmHWM`` exists: Linux keeps ``ru_maxrss`` across fork and exec, so a worker
+    would report its parent's (the orchestrator's) peak whenever that was the larger.
+    """
+    peak = status_mib("VmHWM")
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
+    return peak
 
 
 class Phases:
@@ -46,6 +72,7 @@ class Phases:
     With ``handshake``, each announcement waits for a line on stdin: the orchestrator
     sends it once it has sampled the server and the proxy, so that the next phase's
     requests cannot leak into this phase's sample. The wait is outside the clock.
+    Subclasses may measure more around each phase in ``starting`` and ``ended``.
     """
 
     def __init__(self, objects, handshake):
@@ -58,23 +85,37 @@ class Phases:
         if self._handshake:
             sys.stdin.readline()
 
-    def run(self, name, fn, objects=None):
+    def starting(self, name):
+        """Called before the phase is announced, outside its clock."""
+
+    def ended(self, name, record):
+        """Called after the phase's end is announced, outside its clock; may add to record."""
+
+    def _begin(self, name):
+        self.starting(name)
         self._announce("start", name)
-        wall, cpu = time.perf_counter(), _cpu_s()
-        value = fn()
-        wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
+        return time.perf_counter(), _cpu()
+
+    def _finish(self, name, begun, objects):
+        wall, (user, system) = time.perf_counter() - begun[0], _cpu()
+        user, system = user - begun[1][0], system - begun[1][1]
         self._announce("end", name)
-        self.results[name] = {"wall_s": wall, "cpu_s": cpu, "objects": objects or self.objects}
+        record = {"wall_s": wall, "cpu_s": user + system, "cpu_user_s": user,
+                  "cpu_sys_s": system, "objects": objects or self.objects}
+        self.ended(name, record)
+        self.results[name] = record
+
+    def run(self, name, fn, objects=None):
+        begun = self._begin(name)
+        value = fn()
+        self._finish(name, begun, objects)
         return value
 
     async def run_async(self, name, make):
         """The same, for ``make()`` returning an awaitable (such as a gather)."""
-        self._announce("start", name)
-        wall, cpu = time.perf_counter(), _cpu_s()
+        begun = self._begin(name)
         value = await make()
-        wall, cpu = time.perf_counter() - wall, _cpu_s() - cpu
-        self._announce("end", name)
-        self.results[name] = {"wall_s": wall, "cpu_s": cpu, "objects": self.objects}
+        self._finish(name, begun, None)
         return value
 
 
@@ -345,8 +386,7 @@ def main(argv=None):
         _emit(event="unavailable", reason=str(err))
         return 0
     _emit(event="result", variant=args.variant, phases=phases.results, versions=versions,
-          # ru_maxrss is in KiB on Linux.
-          peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          peak_rss_mib=peak_rss_mib(),
           total_wall_s=time.perf_counter() - started)
     return 0
 
