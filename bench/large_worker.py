@@ -60,23 +60,6 @@ class Phases(worker.Phases):
         record["peak_rss_scope"] = "phase" if self._reset else "process so far"
 
 
-def _botocore_config(config_class):
-    # As in the small suite: checksums only where S3 requires them (the local servers do
-    # not all speak the newer flexible checksums), and a pool no transfer can exhaust.
-    return config_class(
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        s3={"addressing_style": "path"},
-        max_pool_connections=POOL_CONNECTIONS,
-    )
-
-
-def _boto3_versions():
-    import boto3
-    import botocore
-    return {"boto3": boto3.__version__, "botocore": botocore.__version__}
-
-
 # -- the variants ----------------------------------------------------------------------------
 
 def run_s3po(args, phases, patch=False):
@@ -97,7 +80,7 @@ def run_s3po(args, phases, patch=False):
     # s3po asks for checksums only when required, and pools 64 connections, by default.
     phases.run("upload", lambda: conn.upload_file(args.bucket, args.key, args.file))
     phases.run("download", lambda: conn.download_file(args.bucket, args.key, args.download_to))
-    return {"s3po": getattr(s3po, "__version__", "unknown"), **_boto3_versions()}
+    return {"s3po": getattr(s3po, "__version__", "unknown"), **worker.boto3_versions()}
 
 
 def run_s3transfer(args, phases, same=True):
@@ -108,7 +91,7 @@ def run_s3transfer(args, phases, same=True):
     client = boto3.session.Session().client(
         "s3", endpoint_url=args.endpoint, region_name=REGION,
         aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
-        config=_botocore_config(Config))
+        config=worker.botocore_config(Config, POOL_CONNECTIONS))
     # None: boto3's default TransferConfig, as a plain client.upload_file(...) gets.
     config = TransferConfig(max_concurrency=args.workers, multipart_chunksize=args.part_size,
                             multipart_threshold=args.threshold) if same else None
@@ -116,7 +99,7 @@ def run_s3transfer(args, phases, same=True):
                                                     Config=config))
     phases.run("download", lambda: client.download_file(args.bucket, args.key,
                                                         args.download_to, Config=config))
-    return {"s3transfer": s3transfer.__version__, **_boto3_versions()}
+    return {"s3transfer": s3transfer.__version__, **worker.boto3_versions()}
 
 
 def run_aioboto3(args, phases):
@@ -138,7 +121,7 @@ def run_aioboto3(args, phases):
         async with session.client(
                 "s3", endpoint_url=args.endpoint, region_name=REGION,
                 aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
-                config=_botocore_config(AioConfig)) as client:
+                config=worker.botocore_config(AioConfig, POOL_CONNECTIONS)) as client:
 
             async def upload():
                 # Plain files: aioboto3 takes them (and reads page-cached data at once);
@@ -155,7 +138,7 @@ def run_aioboto3(args, phases):
 
     asyncio.run(main())
     return {"aioboto3": aioboto3.__version__, "aiobotocore": aiobotocore.__version__,
-            **_boto3_versions()}
+            **worker.boto3_versions()}
 
 
 def run_obstore(args, phases):

@@ -135,14 +135,15 @@ def _verify(args, blobs):
         raise AssertionError(f"{bad} of {len(blobs)} downloads differ from what was uploaded")
 
 
-def _botocore_config(args, config_class):
+def botocore_config(config_class, pool_connections):
     # Checksums only where S3 requires them: the local servers do not all speak the
     # newer flexible checksums, and the peers should do the same work per request.
+    # Used by both suites, with a pool no variant can exhaust.
     return config_class(
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         s3={"addressing_style": "path"},
-        max_pool_connections=args.concurrency,
+        max_pool_connections=pool_connections,
     )
 
 
@@ -156,10 +157,10 @@ def _boto3_client(args, session=None, endpoint=None):
     return (session or _boto3_session()).client(
         "s3", endpoint_url=endpoint or args.endpoint, region_name=REGION,
         aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
-        config=_botocore_config(args, Config))
+        config=botocore_config(Config, args.concurrency))
 
 
-def _boto3_versions():
+def boto3_versions():
     import boto3
     import botocore
     return {"boto3": boto3.__version__, "botocore": botocore.__version__}
@@ -199,7 +200,7 @@ def run_s3po(args, phases, patch=True):
 
     phases.run("upload", upload)
     _verify(args, phases.run("download", download))
-    return {"s3po": getattr(s3po, "__version__", "unknown"), **_boto3_versions()}
+    return {"s3po": getattr(s3po, "__version__", "unknown"), **boto3_versions()}
 
 
 def run_boto3_sequential(args, phases):
@@ -226,7 +227,7 @@ def run_boto3_sequential(args, phases):
         download(direct, sample[:1])
         phases.run("bare-upload", lambda: upload(direct, sample), len(sample))
         phases.run("bare-download", lambda: download(direct, sample), len(sample))
-    return _boto3_versions()
+    return boto3_versions()
 
 
 def run_boto3_threads(args, phases):
@@ -250,7 +251,7 @@ def run_boto3_threads(args, phases):
 
     phases.run("upload", upload)
     _verify(args, phases.run("download", download))
-    return _boto3_versions()
+    return boto3_versions()
 
 
 def run_s3transfer(args, phases):
@@ -280,7 +281,7 @@ def run_s3transfer(args, phases):
 
     phases.run("upload", upload)
     _verify(args, phases.run("download", download))
-    return {"s3transfer": s3transfer.__version__, **_boto3_versions()}
+    return {"s3transfer": s3transfer.__version__, **boto3_versions()}
 
 
 def run_aioboto3(args, phases):
@@ -298,7 +299,7 @@ def run_aioboto3(args, phases):
         async with session.client(
                 "s3", endpoint_url=args.endpoint, region_name=REGION,
                 aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
-                config=_botocore_config(args, AioConfig)) as client:
+                config=botocore_config(AioConfig, args.concurrency)) as client:
             limit = asyncio.Semaphore(args.concurrency)
 
             async def put(key):
@@ -316,7 +317,7 @@ def run_aioboto3(args, phases):
 
     _verify(args, asyncio.run(main()))
     return {"aioboto3": aioboto3.__version__, "aiobotocore": aiobotocore.__version__,
-            **_boto3_versions()}
+            **boto3_versions()}
 
 
 def run_obstore(args, phases):

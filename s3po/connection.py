@@ -249,12 +249,9 @@ class Connection:
                     verify_upload_etag(payload.md5_hex, etag, response)
                 return Key(bucket, key, size=payload.size, etag=etag, version_id=response.get("VersionId"))
 
-            try:
-                stored = self._run("upload", UploadException, bucket, key, attempt, policy, payload.rewind)
-            except UploadException as exc:
-                if isinstance(exc.__cause__, ChecksumMismatch):
-                    self._remove_corrupt(bucket, key, exc.__cause__.version_id)
-                raise
+            stored = self._removing_damage(
+                bucket, key, lambda: self._run("upload", UploadException, bucket, key, attempt, policy, payload.rewind)
+            )
             report.total = payload.size
             report.advance(payload.size)
             report.finish()
@@ -265,17 +262,22 @@ class Connection:
         # Chosen before the first request, so a size S3 cannot take fails at once.
         part_size = choose_part_size(body.size_hint, self.part_size)
         report.total = body.size
-        try:
-            stored = self._translated(
-                "upload", UploadException, bucket, key,
-                lambda: upload_parts(self._transfer(policy), bucket, key, params, body, part_size, report),
-            )
-        except UploadException as exc:
-            if isinstance(exc.__cause__, ChecksumMismatch):
-                self._remove_corrupt(bucket, key, exc.__cause__.version_id)
-            raise
+        stored = self._removing_damage(bucket, key, lambda: self._translated(
+            "upload", UploadException, bucket, key,
+            lambda: upload_parts(self._transfer(policy), bucket, key, params, body, part_size, report),
+        ))
         report.finish()
         return stored
+
+    def _removing_damage(self, bucket: str, key: str, upload: Callable[[], Key]) -> Key:
+        """Run ``upload``; if it failed having stored damaged bytes, remove them."""
+        try:
+            return upload()
+        except UploadException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ChecksumMismatch) and cause.stored:
+                self._remove_corrupt(bucket, key, cause.version_id)
+            raise
 
     def _remove_corrupt(self, bucket: str, key: str, version_id: Optional[str]) -> None:
         """Delete what a failed upload stored damaged, so no wrong bytes stay behind."""
@@ -370,12 +372,12 @@ class Connection:
         sink = MemorySink()
         fetched = self._fetch(bucket, key, sink, policy, report)
         codec = codec_of(fetched.content_encoding) if decompress else None
-        if codec is None:
-            data = bytes(sink.buffer)
-        else:
+        data = bytes(sink.buffer)  # the one copy; BytesIO over bytes shares them
+        sink.buffer = bytearray()
+        if codec is not None:
             decoded = io.BytesIO()
             self._translated("download", DownloadException, bucket, key,
-                             lambda: decode_into(io.BytesIO(sink.buffer).read, decoded.write, codec))
+                             lambda: decode_into(io.BytesIO(data).read, decoded.write, codec))
             data = decoded.getvalue()
         report.finish()
         return data

@@ -80,9 +80,12 @@ class ChecksumMismatch(Exception):
     translated into an Upload/DownloadException when the retries run out.
     """
 
-    def __init__(self, message: str, *, version_id: Optional[str] = None) -> None:
+    def __init__(self, message: str, *, stored: bool = False, version_id: Optional[str] = None) -> None:
         super().__init__(message)
-        #: The version an upload stored damaged, so that exactly it can be removed.
+        #: True when the damaged bytes became the object (a PutObject, a completed
+        #: multipart upload), so it must be removed; a damaged part never does.
+        self.stored = stored
+        #: The version stored damaged, so that exactly it can be removed.
         self.version_id = version_id
 
 

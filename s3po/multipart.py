@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Union
 
 from .errors import ChecksumMismatch, describe, error_code, s3_url
-from .integrity import verify_upload_etag
-from .parts import MAX_PARTS, TransferSettings, multipart_etag, multipart_part_count
+from .integrity import multipart_etag_checkable, verify_upload_etag
+from .parts import MAX_PARTS, TransferSettings, multipart_etag
 from .payload import Parts
 from .progress import Progress
 from .records import Key, strip_etag
@@ -25,8 +25,6 @@ from .records import Key, strip_etag
 __all__ = ["upload_parts"]
 
 logger = logging.getLogger(__name__)
-
-_OPAQUE_SSE = frozenset({"aws:kms", "aws:kms:dsse"})
 
 
 @dataclass(frozen=True)
@@ -78,11 +76,11 @@ def upload_parts(settings: TransferSettings, bucket: str, key: str, params: Mapp
         _abort(settings, bucket, key, upload_id)
         raise
     etag = strip_etag(response.get("ETag"))
-    if (settings.verify_etag and etag is not None and _etag_checkable(etag, params, response)
+    if (settings.verify_etag and etag is not None and multipart_etag_checkable(etag, params, response)
             and etag.lower() != expected_etag):
         raise ChecksumMismatch(
             f"the server's ETag {etag} is not {expected_etag}, the ETag of the parts sent",
-            version_id=response.get("VersionId"),
+            stored=True, version_id=response.get("VersionId"),
         )
     return Key(bucket, key, size=sum(part.size for part in ordered), etag=etag,
                version_id=response.get("VersionId"))
@@ -102,7 +100,7 @@ def _send_part(settings: TransferSettings, bucket: str, key: str, upload_id: str
         )
         etag = response.get("ETag")
         if settings.verify_etag:
-            verify_upload_etag(md5_hex, strip_etag(etag), response)
+            verify_upload_etag(md5_hex, strip_etag(etag), response, whole_object=False)
         return etag
 
     etag = settings.policy.call(attempt, what=f"upload part {number} of {s3_url(bucket, key)}")
@@ -153,12 +151,3 @@ def _abort(settings: TransferSettings, bucket: str, key: str, upload_id: str) ->
     except Exception as exc:
         logger.warning("upload %s: could not abort multipart upload %s; its parts stay stored until "
                        "aborted: %s", s3_url(bucket, key), upload_id, describe(exc))
-
-
-def _etag_checkable(etag: Any, params: Mapping[str, Any], response: Mapping[str, Any]) -> bool:
-    """True when ``etag`` is the MD5-of-MD5s S3 computes for plainly stored parts."""
-    if multipart_part_count(etag) is None:
-        return False
-    if params.get("ServerSideEncryption") in _OPAQUE_SSE or response.get("ServerSideEncryption") in _OPAQUE_SSE:
-        return False
-    return not response.get("SSECustomerAlgorithm")

@@ -14,7 +14,7 @@ import stat
 import tempfile
 from typing import IO, Any, Callable, Iterator, Optional, Union
 
-from .compression import SPOOL_THRESHOLD, CompressingReader, compress_bytes
+from .compression import CompressingReader, compress_bytes
 
 __all__ = ["Parts", "Payload", "prepare"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional, Protocol
 
 from .errors import ChecksumMismatch, DownloadException, error_code, http_status, s3_url
-from .integrity import etag_is_md5
+from .integrity import BodyCheck, sse_hides_md5
 from .parts import (
     ByteRange,
     TransferSettings,
@@ -33,7 +33,7 @@ from .parts import (
 from .progress import Progress
 from .records import strip_etag
 
-__all__ = ["FetchedRange", "FileSink", "Fetched", "MemorySink", "RangePlan", "fetch", "fetch_range", "plan_ranges"]
+__all__ = ["FetchedRange", "get_first", "whole_object", "FileSink", "Fetched", "MemorySink", "RangePlan", "fetch", "fetch_range", "plan_ranges"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,10 +148,8 @@ def _fetch_version(settings: TransferSettings, bucket: str, key: str, sink: Sink
     first_used = [0]
 
     def first_get() -> Mapping[str, Any]:
-        response = _get_first(client, bucket, key, first_range)
-        answered = parse_content_range(response.get("ContentRange"))
-        if answered is None or (answered.first == 0 and answered.total is not None
-                                and answered.last + 1 >= answered.total):
+        response = get_first(client, bucket, key, first_range)
+        if whole_object(response):
             # The whole object came (a small one, an empty one, or a store that ignores
             # Range): read it here, where a broken body is retried with the request.
             sink.allocate(response.get("ContentLength") or 0)
@@ -164,14 +162,14 @@ def _fetch_version(settings: TransferSettings, bucket: str, key: str, sink: Sink
     first = policy.call(first_get, what=f"download {url}", on_retry=count_retry)
     etag_header = first.get("ETag")
     etag = strip_etag(etag_header)
-    content_range = parse_content_range(first.get("ContentRange"))
-    total = content_range.total if content_range is not None else None
-    if content_range is None or (content_range.first == 0 and total is not None
-                                 and content_range.last + 1 >= total):
+    if whole_object(first):
         size = first.get("ContentLength") or 0
         progress.total = size
         progress.advance(size)
         return Fetched(size, etag, first.get("ContentEncoding"), first)
+    content_range = parse_content_range(first.get("ContentRange"))
+    assert content_range is not None  # whole_object() says so otherwise
+    total = content_range.total
     if content_range.first != 0 or total is None:
         first["Body"].close()
         raise DownloadException(
@@ -222,7 +220,8 @@ def _fetch_version(settings: TransferSettings, bucket: str, key: str, sink: Sink
             progress.restart(total)
 
 
-def _get_first(client: Any, bucket: str, key: str, first_range: ByteRange) -> Mapping[str, Any]:
+def get_first(client: Any, bucket: str, key: str, first_range: ByteRange) -> Mapping[str, Any]:
+    """GET ``first_range`` of the object; an empty object (416) is asked for whole."""
     try:
         return client.get_object(Bucket=bucket, Key=key, Range=first_range.header)
     except Exception as exc:
@@ -232,34 +231,34 @@ def _get_first(client: Any, bucket: str, key: str, first_range: ByteRange) -> Ma
     return client.get_object(Bucket=bucket, Key=key)
 
 
+def whole_object(response: Mapping[str, Any]) -> bool:
+    """True when a response to the first GET carries the whole object."""
+    answered = parse_content_range(response.get("ContentRange"))
+    if answered is None:
+        return True  # a 200: an empty object, or a store that ignores Range
+    return answered.first == 0 and answered.total is not None and answered.last + 1 >= answered.total
+
+
 def _read_whole(response: Mapping[str, Any], sink: Sink) -> None:
     """Read a complete object's body into ``sink``, checking its size and MD5."""
-    etag = strip_etag(response.get("ETag"))
-    expected = response.get("ContentLength")
-    single_part = multipart_part_count(etag) == 1
-    checkable = (etag_is_md5(etag, response) or single_part) and not _sse_hides_md5(response)
-    md5 = hashlib.md5() if checkable else None
-    size = _copy_body(response["Body"], sink, 0, None, md5)
-    if expected is not None and size != expected:
-        raise ChecksumMismatch(f"received {size} bytes where Content-Length promised {expected}")
-    if md5 is not None and etag is not None:
-        digest = multipart_etag([md5.digest()]) if single_part else md5.hexdigest()
-        if digest != etag.lower():
-            raise ChecksumMismatch(f"the bytes received hash to {digest}, not the ETag {etag}")
+    check = BodyCheck(strip_etag(response.get("ETag")), response.get("ContentLength"), response)
+    _copy_body(response["Body"], sink, 0, None, check)
+    check.verify()
 
 
-def _hash(md5: Any, data: Any) -> None:
+def _hash(digest: Any, data: Any) -> None:
     if len(data) < OFF_HUB_MIN_BYTES:
-        md5.update(data)  # less work than handing it to another thread
+        digest.update(data)  # less work than handing it to another thread
         return
     from .concurrency import off_hub  # gevent: imported on first use, see __init__
 
-    off_hub(md5.update, data)
+    off_hub(digest.update, data)
 
 
-def _copy_body(body: Any, sink: Sink, offset: int, limit: Optional[int], md5: Any) -> int:
+def _copy_body(body: Any, sink: Sink, offset: int, limit: Optional[int], digest: Any) -> int:
     """Copy ``body`` into ``sink`` from ``offset``; stops after ``limit`` bytes if given.
 
+    ``digest`` (anything with ``update``, or None) sees every byte copied.
     Reads the body to its end whenever it holds no more than ``limit``, so that the
     connection goes back to the pool; otherwise closes it (the rest is not wanted).
     """
@@ -271,8 +270,8 @@ def _copy_body(body: Any, sink: Sink, offset: int, limit: Optional[int], md5: An
             if not data:
                 return copied
             sink.write_at(offset + copied, data)
-            if md5 is not None:
-                _hash(md5, data)
+            if digest is not None:
+                _hash(digest, data)
             copied += len(data)
         # One more read finds the end of the body, which hands the connection back to
         # the pool. If bytes remain instead, they belong to another range: closing
@@ -344,21 +343,14 @@ def plan_ranges(settings: TransferSettings, bucket: str, key: str, first: Mappin
     etag = strip_etag(first.get("ETag"))
     parts = multipart_part_count(etag)
     by_chunk = split(total, chunk)
-    if parts is not None and not _sse_hides_md5(first):
-        if parts == 1:
-            return RangePlan(by_chunk, False, lambda sink: _InOrderDigest(sink, total, single_part=True))
+    if BodyCheck(etag, total, first).expected_md5 is not None:  # the bytes' MD5, or one part's
+        return RangePlan(by_chunk, False, lambda sink: _InOrderDigest(sink, BodyCheck(etag, total, first)))
+    if parts is not None and not sse_hides_md5(first):
         part_size = _first_part_size(settings, bucket, key, parts)
         if part_size and (parts - 1) * part_size < total <= parts * part_size:
             return RangePlan(split(total, part_size), True, lambda sink: _PartDigests())
         logger.debug("download %s: part sizes unknown; only the size can be checked", s3_url(bucket, key))
-    elif etag_is_md5(etag, first):
-        return RangePlan(by_chunk, False, lambda sink: _InOrderDigest(sink, total))
     return RangePlan(by_chunk, False, lambda sink: _SizeOnly())
-
-
-def _sse_hides_md5(response: Mapping[str, Any]) -> bool:
-    return response.get("ServerSideEncryption") in ("aws:kms", "aws:kms:dsse") or bool(
-        response.get("SSECustomerAlgorithm"))
 
 
 def _first_part_size(settings: TransferSettings, bucket: str, key: str, parts: int) -> Optional[int]:
@@ -402,17 +394,15 @@ class _PartDigests:
 
 
 class _InOrderDigest:
-    """The MD5 of the whole object, hashed from the sink as ranges complete in order.
+    """The whole object's check, hashed from the sink as ranges complete in order.
 
     Ranges finish in any order; each time the next one in line is there, it is read
-    back (from the page cache, for a file) and hashed.
+    back (from the page cache, for a file) and fed to the BodyCheck.
     """
 
-    def __init__(self, sink: Sink, total: int, single_part: bool = False) -> None:
+    def __init__(self, sink: Sink, check: BodyCheck) -> None:
         self._sink = sink
-        self._total = total
-        self._single_part = single_part
-        self._md5 = hashlib.md5()
+        self._check = check
         self._next = 0
         self._waiting: dict[int, int] = {}
 
@@ -423,15 +413,9 @@ class _InOrderDigest:
             position = self._next
             while position < end:
                 size = min(READ_CHUNK * 8, end - position)
-                _hash(self._md5, self._sink.read_at(position, size))
+                _hash(self._check, self._sink.read_at(position, size))
                 position += size
             self._next = end
 
     def verify(self, etag: Optional[str]) -> None:
-        if self._next != self._total:
-            raise ChecksumMismatch(f"only {self._next} of {self._total} bytes were hashed")
-        digest = self._md5.hexdigest()
-        if self._single_part:
-            digest = multipart_etag([self._md5.digest()])
-        if etag is None or digest != etag.lower():
-            raise ChecksumMismatch(f"the bytes received hash to {digest}, not the ETag {etag}")
+        self._check.verify()

@@ -15,10 +15,10 @@ import threading
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from .compression import CHUNK, CorruptBody, Decoder, codec_of
-from .errors import ChecksumMismatch, DownloadException, describe, http_status, s3_url, translate
+from .errors import ChecksumMismatch, DownloadException, describe, s3_url, translate
 from .integrity import BodyCheck
 from .parts import ByteRange, TransferSettings, parse_content_range
-from .ranged import FetchedRange, fetch_range, plan_ranges
+from .ranged import FetchedRange, fetch_range, get_first, plan_ranges, whole_object
 from .records import Key, from_head, strip_etag
 from .retry import RetryPolicy, is_transient
 
@@ -38,31 +38,22 @@ def open_stream(settings: TransferSettings, bucket: str, key: str, decompress: b
     client, policy = settings.client, settings.policy
     what = f"open {s3_url(bucket, key)}"
     try:
-        response = policy.call(lambda: _first_get(client, bucket, key, chunk), what=what)
+        response = policy.call(lambda: get_first(client, bucket, key, ByteRange(0, chunk)), what=what)
     except Exception as exc:
         raise translate(exc, DownloadException, "open", bucket, key) from exc
-    answered = parse_content_range(response.get("ContentRange"))
     info = dict(response)
-    if answered is not None and answered.total is not None and answered.last + 1 < answered.total:
-        info["ContentLength"] = answered.total
-        raw: io.RawIOBase = _PrefetchingReader(settings, bucket, key, response, answered.total, chunk)
+    answered = parse_content_range(response.get("ContentRange"))
+    if whole_object(response) or answered is None or answered.total is None:
+        raw: io.RawIOBase = _ResumingReader(client, bucket, key, policy, response)
     else:
-        raw = _ResumingReader(client, bucket, key, policy, response)
+        info["ContentLength"] = answered.total
+        raw = _PrefetchingReader(settings, bucket, key, response, answered.total, chunk)
     codec = codec_of(response.get("ContentEncoding")) if decompress else None
     if codec:
         raw = _DecodingReader(raw, codec, bucket, key)
     stream = ObjectStream(raw, buffer_size=CHUNK)
     stream.info = from_head(bucket, key, info)
     return stream
-
-
-def _first_get(client: Any, bucket: str, key: str, chunk: int) -> Mapping[str, Any]:
-    try:
-        return client.get_object(Bucket=bucket, Key=key, Range=ByteRange(0, chunk).header)
-    except Exception as exc:
-        if http_status(exc) != 416:
-            raise
-    return client.get_object(Bucket=bucket, Key=key)  # an empty object has no byte 0
 
 
 class _ResumingReader(io.RawIOBase):
@@ -303,8 +294,8 @@ class _PrefetchingReader(io.RawIOBase):
                 yield functools.partial(get, slot.span, opened, used)
 
         def on_done(done: FetchedRange) -> None:
-            self._verifier.add(done)
-            self._slots[bisect.bisect_right(self._starts, done.span.start) - 1].ready.set()
+            self._verifier.add(done)  # before the reader may see, and free, the range
+            self._slot_at(done.span.start).ready.set()
 
         try:
             run_parallel(tasks(), settings.workers, settings.limiters(), on_done, len(self._slots))
@@ -348,7 +339,9 @@ class _PrefetchingReader(io.RawIOBase):
             return self._end()
         slot = self._slots[self._index]
         slot.ready.wait()
-        if slot.buffer is None or not self._complete(slot):
+        if slot.buffer is None or self._failure is not None:
+            # Once anything failed, nothing more is handed out: the end could not be
+            # verified, and the reader learns it at once.
             return self._raise()
         view = memoryview(slot.buffer)[self._position:self._position + len(buffer)]
         size = len(view)
@@ -361,11 +354,6 @@ class _PrefetchingReader(io.RawIOBase):
             self._position = 0
             self._window.release()
         return size
-
-    def _complete(self, slot: _Slot) -> bool:
-        # A failure elsewhere does not spoil a range that arrived whole before it, but
-        # the stream ends in the error before handing out anything unverified at the end.
-        return slot.buffer is not None and slot.ready.is_set() and self._failure is None
 
     def _end(self) -> int:
         self._finished.wait()

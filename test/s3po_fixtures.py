@@ -9,6 +9,8 @@ Retries back off by zero seconds here, so retry tests never really sleep.
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 import s3po
@@ -89,3 +91,18 @@ def wire_parts_conn(proxy):
     connection.create_bucket(BUCKET)
     proxy.clear()
     return connection
+
+
+class OneWayStream(io.RawIOBase):
+    """A binary stream that cannot seek, read in 64 KiB pieces, like a pipe or a socket."""
+
+    def __init__(self, data):
+        self._data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        chunk = self._data.read(min(len(buffer), 65536))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import threading
 import time
 
 import pytest
-from s3po_fixtures import BUCKET, MiB, make_connection
+from s3po_fixtures import BUCKET, MiB, OneWayStream, make_connection
 
 import s3po
 from s3po.parts import multipart_etag
@@ -26,21 +25,6 @@ def no_uploads_left(connection):
     return not connection.conn.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
 
 
-class OneWay(io.RawIOBase):
-    """A stream that cannot seek, read in small pieces, as a pipe is."""
-
-    def __init__(self, data):
-        self._source = io.BytesIO(data)
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        chunk = self._source.read(min(len(buffer), 64 * 1024))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-
 @pytest.mark.parametrize("source", ["bytes", "path", "seekable", "one-way"])
 def test_large_bodies_go_up_in_parts_and_come_back_whole(parts_conn, tmp_path, source):
     path = tmp_path / "big.bin"
@@ -53,7 +37,7 @@ def test_large_bodies_go_up_in_parts_and_come_back_whole(parts_conn, tmp_path, s
         with open(path, "rb") as fobj:
             stored = parts_conn.upload(BUCKET, "big", fobj)
     else:
-        stored = parts_conn.upload(BUCKET, "big", OneWay(DATA))
+        stored = parts_conn.upload(BUCKET, "big", OneWayStream(DATA))
     assert stored.etag == expected_etag(DATA)
     assert stored.size == len(DATA)
     assert parts_conn.download(BUCKET, "big") == DATA
@@ -153,9 +137,9 @@ def test_an_interrupted_upload_is_aborted(wire_parts_conn, proxy):
 
 
 def test_a_failing_one_way_source_aborts_the_upload(parts_conn):
-    class Breaks(OneWay):
+    class Breaks(OneWayStream):
         def readinto(self, buffer):
-            if self._source.tell() > 11 * MiB:
+            if self._data.tell() > 11 * MiB:
                 raise OSError("the pipe broke")
             return super().readinto(buffer)
 
@@ -165,12 +149,14 @@ def test_a_failing_one_way_source_aborts_the_upload(parts_conn):
     assert no_uploads_left(parts_conn)
 
 
-def test_a_damaged_part_that_stays_damaged_fails_and_nothing_is_stored(wire_parts_conn, proxy):
+def test_a_damaged_part_that_stays_damaged_fails_and_leaves_the_previous_object(wire_parts_conn, proxy):
+    wire_parts_conn.upload(BUCKET, "big", b"the previous version")
     proxy.add_fault("flip_request", count=100, method="PUT", query_contains="partNumber=4")
     with pytest.raises(s3po.UploadException, match="ETag"):
         wire_parts_conn.upload(BUCKET, "big", DATA, retries=1)
     assert no_uploads_left(wire_parts_conn)
-    assert not wire_parts_conn.exists(BUCKET, "big")
+    # The upload was aborted before anything replaced the object: it stays as it was.
+    assert wire_parts_conn.download(BUCKET, "big") == b"the previous version"
 
 
 def test_progress_counts_every_part_and_ends_at_the_total(parts_conn):
@@ -185,7 +171,7 @@ def test_progress_counts_every_part_and_ends_at_the_total(parts_conn):
 
 def test_progress_of_a_stream_learns_its_total_at_the_end(parts_conn):
     calls = []
-    parts_conn.upload(BUCKET, "big", OneWay(DATA), progress=lambda d, t: calls.append((d, t)))
+    parts_conn.upload(BUCKET, "big", OneWayStream(DATA), progress=lambda d, t: calls.append((d, t)))
     assert all(total is None for _, total in calls[:-1])
     assert calls[-1] == (len(DATA), len(DATA))
 
@@ -223,3 +209,13 @@ def test_a_completion_whose_answer_was_lost_is_recognised_on_retry(wire_parts_co
     assert stored.etag == expected_etag(DATA)
     assert proxy.count("POST") == 3  # create, complete (answer lost), complete again
     assert wire_parts_conn.download(BUCKET, "big") == DATA
+
+
+def test_a_large_upload_runs_in_the_background_with_its_progress(parts_conn):
+    calls = []
+    handle = parts_conn.upload(BUCKET, "big", DATA, background=True,
+                               progress=lambda done, total: calls.append((done, total)))
+    assert parts_conn.wait() is True
+    assert handle.get().etag == expected_etag(DATA)
+    assert calls[-1] == (len(DATA), len(DATA)) and len(calls) >= 4
+    assert no_uploads_left(parts_conn)

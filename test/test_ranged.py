@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from s3po_fixtures import BUCKET, MiB, make_connection
+from s3po_fixtures import BUCKET, SMALL_PARTS, MiB, make_connection
 
 import s3po
 
@@ -117,13 +117,14 @@ def test_retries_never_multiply_when_every_range_is_damaged(wire_parts_conn, pro
     assert not (tmp_path / "out.bin").exists() and leftovers(tmp_path) == []
 
 
-def hold_pinned_ranges(proxy):
-    """Ranges asked with If-Match reach the server 1 s late: time for a new version to land."""
+def replace_on_progress(proxy, moto_server, times):
+    """A progress callback that stores a new version of "big" on its first call, ``times`` times.
+
+    The new version goes straight to the server; ranges asked with If-Match reach it
+    through the proxy 1 s late, time for the new version to land.
+    """
+    connection = make_connection(moto_server.url, **SMALL_PARTS)
     proxy.add_fault("hold", count=100, method="GET", header_contains=("If-Match", '"'), seconds=1.0)
-
-
-def replace_on_progress(connection, times):
-    """A progress callback that stores a new version of "big" on its first call, ``times`` times."""
     state = {"replaced": 0, "armed": True}
 
     def progress(done, total):
@@ -143,12 +144,9 @@ NEW = {1: os.urandom(len(DATA)), 2: os.urandom(len(DATA) - 100)}
 
 def test_an_object_replaced_mid_download_is_fetched_again_from_the_new_version(
         wire_parts_conn, proxy, multipart_object, moto_server, tmp_path):
-    direct = make_connection(moto_server.url, multipart_threshold=5 * MiB, part_size=5 * MiB)
-    connection = make_connection(proxy.url, multipart_threshold=5 * MiB, part_size=5 * MiB, workers=4)
-    progress, state = replace_on_progress(direct, times=1)
-    hold_pinned_ranges(proxy)
+    progress, state = replace_on_progress(proxy, moto_server, times=1)
     target = tmp_path / "out.bin"
-    connection.download_file(BUCKET, "big", str(target), progress=progress)
+    wire_parts_conn.download_file(BUCKET, "big", str(target), progress=progress)
     assert state["replaced"] == 1
     assert target.read_bytes() == NEW[1]
     assert any(r.status == 412 for r in proxy.requests)
@@ -156,12 +154,9 @@ def test_an_object_replaced_mid_download_is_fetched_again_from_the_new_version(
 
 def test_an_object_replaced_twice_fails_with_precondition_failed_and_leaves_nothing(
         wire_parts_conn, proxy, multipart_object, moto_server, tmp_path):
-    direct = make_connection(moto_server.url, multipart_threshold=5 * MiB, part_size=5 * MiB)
-    connection = make_connection(proxy.url, multipart_threshold=5 * MiB, part_size=5 * MiB, workers=4)
-    progress, state = replace_on_progress(direct, times=2)
-    hold_pinned_ranges(proxy)
+    progress, state = replace_on_progress(proxy, moto_server, times=2)
     with pytest.raises(s3po.DownloadException) as caught:
-        connection.download_file(BUCKET, "big", str(tmp_path / "out.bin"), progress=progress)
+        wire_parts_conn.download_file(BUCKET, "big", str(tmp_path / "out.bin"), progress=progress)
     assert caught.value.code == "PreconditionFailed"
     assert state["replaced"] == 2
     assert os.listdir(tmp_path) == []

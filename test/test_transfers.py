@@ -9,24 +9,9 @@ import zlib
 import pytest
 
 import s3po
-from s3po_fixtures import BUCKET
+from s3po_fixtures import BUCKET, OneWayStream
 
 MiB = 1024 * 1024
-
-
-class OneWayStream(io.RawIOBase):
-    """A binary stream that cannot seek, like a pipe or a socket."""
-
-    def __init__(self, data):
-        self._data = io.BytesIO(data)
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        chunk = self._data.read(min(len(buffer), 65536))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
 
 
 class WriteOnlySink(io.RawIOBase):
