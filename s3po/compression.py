@@ -101,15 +101,18 @@ class Decoder:
 
     ``finish`` raises CorruptBody when the stream stopped before its end. Each output
     chunk is at most CHUNK bytes, so a small body that inflates hugely (a "zip bomb")
-    never sits in memory whole.
+    never sits in memory whole. Feeds may be cut anywhere: the output does not depend
+    on where one feed ends and the next begins.
     """
 
     def __init__(self, codec: str) -> None:
         self.codec = codec
+        # Made by the first bytes, so that an empty body (an empty object stored with
+        # a Content-Encoding header) has no stream left unfinished.
         self._inflater: Optional["zlib._Decompress"] = None
-        if codec == "gzip":
-            self._inflater = zlib.decompressobj(31)
-        self._ended = False
+        # Bytes too few to tell what follows (at most one); joined to the next feed.
+        self._held = b""
+        self._padded = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         try:
@@ -118,13 +121,11 @@ class Decoder:
             raise CorruptBody(f"{self.codec} body does not decode: {exc}") from exc
 
     def _feed(self, data: bytes) -> Iterator[bytes]:
-        if self._inflater is None:
-            if not data:
-                return
-            self._inflater = zlib.decompressobj(15 if _looks_like_zlib(data) else -15)
+        if self._held:
+            data, self._held = self._held + data, b""
         while True:
-            if self._inflater.eof:
-                data = self._next_member(data)
+            if self._inflater is None or self._inflater.eof:
+                data = self._start(data)
                 if not data:
                     return
             out = self._inflater.decompress(data, CHUNK)
@@ -139,22 +140,38 @@ class Decoder:
                 if not data and len(out) < CHUNK:
                     return
 
-    def _next_member(self, data: bytes) -> bytes:
-        # A gzip file may hold several members back to back (gzip a b > ab.gz);
-        # zero padding after the last one is tolerated, as gzip(1) does.
-        if self.codec == "gzip" and data.startswith(b"\x1f\x8b"):
-            self._inflater = zlib.decompressobj(31)
+    def _start(self, data: bytes) -> bytes:
+        """Start the stream that ``data`` begins, if it begins one; return what to inflate."""
+        if not data:
+            return b""
+        if self._inflater is None:
+            if self.codec == "gzip":
+                self._inflater = zlib.decompressobj(31)
+            elif len(data) < 2:
+                # One byte cannot tell a zlib header from raw deflate.
+                self._held = bytes(data)
+                return b""
+            else:
+                self._inflater = zlib.decompressobj(15 if _looks_like_zlib(data) else -15)
             return data
+        # A gzip file may hold several members back to back (gzip a b > ab.gz); zero
+        # padding after the last one is tolerated, and anything after the padding is
+        # garbage, as gzip(1) has it.
+        if self.codec == "gzip" and not self._padded:
+            if data[:2] == b"\x1f\x8b":
+                self._inflater = zlib.decompressobj(31)
+                return data
+            if data == b"\x1f":
+                # The feed ended between the magic bytes of the next member.
+                self._held = bytes(data)
+                return b""
         if not data.strip(b"\x00"):
+            self._padded = True
             return b""
         raise CorruptBody(f"{self.codec} body has {len(data)} unexpected bytes after its end")
 
     def finish(self) -> None:
-        if self._inflater is None:
-            # An empty body is an empty object stored with a Content-Encoding header;
-            # there is nothing to decode.
-            return
-        if not self._inflater.eof:
+        if self._held or (self._inflater is not None and not self._inflater.eof):
             raise CorruptBody(f"{self.codec} body ends before the end of its compressed stream")
 
 

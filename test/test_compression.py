@@ -1,6 +1,7 @@
 """gzip and deflate codecs: streaming both ways, bounded output, damage detected."""
 
 import gzip
+import hashlib
 import io
 import os
 import zlib
@@ -107,3 +108,158 @@ def test_codec_names():
     assert codec_of("GZIP") == "gzip" and codec_of("x-gzip") == "gzip"
     assert codec_of("deflate") == "deflate"
     assert codec_of("br") is None and codec_of(None) is None and codec_of("") is None
+
+
+# Edge cases of decoding, tried at every way of cutting the body into feeds: a
+# network read may end anywhere, even between the two magic bytes of a gzip member.
+
+PART_A = b"".join(b"%d: the first part; " % i for i in range(24))
+PART_B = hashlib.sha256(b"s3po").digest() * 2 + b"and a second part"
+
+
+def gz(data):
+    return gzip.compress(data, mtime=0)
+
+
+def raw_deflate(data):
+    raw = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return raw.compress(data) + raw.flush()
+
+
+def feed_in(codec, body, cuts):
+    """Decode ``body`` fed as the pieces between ``cuts``, checking each output's size."""
+    decoder = Decoder(codec)
+    out = []
+    edges = [0, *cuts, len(body)]
+    for start, end in zip(edges, edges[1:]):
+        for chunk in decoder.feed(body[start:end]):
+            assert len(chunk) <= CHUNK
+            out.append(chunk)
+    decoder.finish()
+    return b"".join(out)
+
+
+def ways_to_cut(body):
+    """Every split into two feeds (either may be empty), every split into three with a
+    one-byte middle feed, a few other three-way splits, and one-byte feeds."""
+    n = len(body)
+    for i in range(n + 1):
+        yield [i]
+    for i in range(n):
+        yield [i, i + 1]
+    yield [n // 3, 2 * n // 3]
+    yield [1, n - 1]
+    yield [0, 0]
+    yield list(range(1, n))
+
+
+DECODES = {
+    "gzip": ("gzip", gz(PART_A), PART_A),
+    "gzip-of-nothing": ("gzip", gz(b""), b""),
+    "gzip-2-members": ("gzip", gz(PART_A) + gz(PART_B), PART_A + PART_B),
+    "gzip-3-members-empty-middle": ("gzip", gz(PART_A) + gz(b"") + gz(PART_B), PART_A + PART_B),
+    "gzip-zero-padding": ("gzip", gz(PART_A) + bytes(7), PART_A),
+    "gzip-2-members-zero-padding": ("gzip", gz(PART_A) + gz(PART_B) + bytes(3), PART_A + PART_B),
+    "deflate-zlib": ("deflate", zlib.compress(PART_A), PART_A),
+    "deflate-raw": ("deflate", raw_deflate(PART_A), PART_A),
+    "deflate-zero-padding": ("deflate", zlib.compress(PART_A) + bytes(5), PART_A),
+}
+
+
+@pytest.mark.parametrize("name", DECODES)
+def test_decodes_exactly_however_the_body_is_cut(name):
+    codec, body, expected = DECODES[name]
+    assert len(body) <= 200
+    failures = []
+    for cuts in ways_to_cut(body):
+        try:
+            if feed_in(codec, body, cuts) != expected:
+                failures.append((cuts, "wrong output"))
+        except CorruptBody as exc:
+            failures.append((cuts, str(exc)))
+    assert not failures, f"{len(failures)} ways of cutting fail, first: {failures[0]}"
+
+
+@pytest.mark.parametrize("codec", ["gzip", "deflate"])
+def test_an_empty_body_decodes_to_nothing(codec):
+    # S3 stores a 0-byte object with Content-Encoding gzip (or deflate) as is.
+    Decoder(codec).finish()
+    decoder = Decoder(codec)
+    assert list(decoder.feed(b"")) == []
+    decoder.finish()
+    out = io.BytesIO()
+    decode_into(io.BytesIO(b"").read, out.write, codec)
+    assert out.getvalue() == b""
+
+
+# Member boundaries are where a cut body is still a whole (shorter) gzip file.
+def member_ends(*parts):
+    ends, end = {}, 0
+    for decoded_so_far, part in enumerate(parts):
+        end += len(gz(part))
+        ends[end] = b"".join(parts[: decoded_so_far + 1])
+    return ends
+
+
+TRUNCATES = {
+    "gzip": ("gzip", gz(PART_A), {}),
+    "gzip-2-members": ("gzip", gz(PART_A) + gz(PART_B), member_ends(PART_A, PART_B)),
+    "gzip-3-members-empty-middle": (
+        "gzip", gz(PART_A) + gz(b"") + gz(PART_B), member_ends(PART_A, b"", PART_B)),
+    "deflate-zlib": ("deflate", zlib.compress(PART_A), {}),
+    "deflate-raw": ("deflate", raw_deflate(PART_A), {}),
+}
+
+
+@pytest.mark.parametrize("name", TRUNCATES)
+def test_a_body_cut_short_anywhere_raises(name):
+    codec, body, whole_at = TRUNCATES[name]
+    for length in range(1, len(body)):
+        cut = body[:length]
+        for cuts in ([], [length // 2], list(range(1, length))):
+            if length in whole_at:
+                assert feed_in(codec, cut, cuts) == whole_at[length]
+                continue
+            with pytest.raises(CorruptBody):
+                feed_in(codec, cut, cuts)
+
+
+GARBAGE = {
+    "gzip-junk": ("gzip", gz(PART_A) + b"trailing junk"),
+    "gzip-2-members-junk": ("gzip", gz(PART_A) + gz(PART_B) + b"trailing junk"),
+    "gzip-lone-magic-byte": ("gzip", gz(PART_A) + b"\x1f"),
+    "gzip-magic-then-junk": ("gzip", gz(PART_A) + b"\x1fjunk"),
+    "gzip-header-cut-short": ("gzip", gz(PART_A) + gz(PART_B)[:5]),
+    "gzip-padding-then-junk": ("gzip", gz(PART_A) + bytes(4) + b"junk"),
+    # gzip(1) calls anything after zero padding trailing garbage, another member too.
+    "gzip-padding-then-member": ("gzip", gz(PART_A) + bytes(4) + gz(PART_B)),
+    "not-gzip": ("gzip", b"this is not gzip at all"),
+    "deflate-zlib-junk": ("deflate", zlib.compress(PART_A) + b"trailing junk"),
+    "deflate-raw-junk": ("deflate", raw_deflate(PART_A) + b"trailing junk"),
+    "deflate-one-byte": ("deflate", zlib.compress(PART_A)[:1]),
+}
+
+
+@pytest.mark.parametrize("name", GARBAGE)
+def test_garbage_raises_however_the_body_is_cut(name):
+    codec, body = GARBAGE[name]
+    for cuts in ways_to_cut(body):
+        with pytest.raises(CorruptBody):
+            feed_in(codec, body, cuts)
+
+
+def test_a_multi_member_bomb_inflates_in_bounded_chunks_across_feeds():
+    member = gz(bytes(16 * 1024 * 1024))
+    bomb = member * 2
+    # Cut between the second member's magic bytes, and through the first one's body.
+    cuts = [len(member) // 2, len(member) + 1]
+    decoder = Decoder("gzip")
+    total = largest = 0
+    edges = [0, *cuts, len(bomb)]
+    for start, end in zip(edges, edges[1:]):
+        for chunk in decoder.feed(bomb[start:end]):
+            total += len(chunk)
+            largest = max(largest, len(chunk))
+    decoder.finish()
+    assert total == 32 * 1024 * 1024
+    assert largest <= CHUNK
