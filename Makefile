@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest --cov=s3po --cov-report=term-missing $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m s3po.demo
+	$(PY) demo/demo.py
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)

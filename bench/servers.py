@@ -19,7 +19,7 @@ from pathlib import Path
 
 import peers
 
-from s3po.localserver import free_port
+from s3po.testing.server import free_port
 
 BENCH = Path(__file__).resolve().parent
 START_TIMEOUT_S = 30

@@ -2,9 +2,12 @@
 
 import logging
 
+from .batch import Batch, CallError
+from .calls import Call
 from .connection import Connection
 from .errors import (
     BatchError,
+    Cancelled,
     DeleteException,
     DownloadException,
     NotFound,
@@ -12,18 +15,25 @@ from .errors import (
     UploadException,
 )
 from .progress import TransferTotals
-from .records import Key
+from .records import Key, Prefix
 from .retry import RetryPolicy
+from .stream import ObjectStream
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
+    "Batch",
     "BatchError",
+    "Call",
+    "CallError",
+    "Cancelled",
     "Connection",
     "DeleteException",
     "DownloadException",
     "Key",
     "NotFound",
+    "ObjectStream",
+    "Prefix",
     "RetryPolicy",
     "S3POException",
     "TransferTotals",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
 
-__all__ = ["build_client", "client_config", "hash_bodies_once", "refuse_short_bodies"]
+__all__ = ["build_client", "check_client_arguments", "client_config", "hash_bodies_once", "refuse_short_bodies"]
 
 # Keywords of boto3's Session.client that s3po passes through unchanged.
 CLIENT_KEYWORDS = frozenset(
@@ -31,6 +32,28 @@ _CHECKSUM_ENV = {
     "request_checksum_calculation": "AWS_REQUEST_CHECKSUM_CALCULATION",
     "response_checksum_validation": "AWS_RESPONSE_CHECKSUM_VALIDATION",
 }
+
+
+def check_client_arguments(session: Any, client_kwargs: dict[str, Any]) -> None:
+    """TypeError for client arguments boto3 would refuse, without importing boto3 or ssl.
+
+    A Connection is often made at import time, before the program monkey-patches: so
+    nothing here imports botocore. A Config or Session the caller made means its module
+    is loaded already, which is all the type checks need.
+    """
+    unknown = set(client_kwargs) - CLIENT_KEYWORDS
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
+            f"Connection passes only boto3 client keywords: {', '.join(sorted(CLIENT_KEYWORDS))}"
+        )
+    config = client_kwargs.get("config")
+    config_module = sys.modules.get("botocore.config")
+    if config is not None and (config_module is None or not isinstance(config, config_module.Config)):
+        raise TypeError(f"config must be a botocore.config.Config, not {type(config).__name__}")
+    session_module = sys.modules.get("boto3.session")
+    if session is not None and (session_module is None or not isinstance(session, session_module.Session)):
+        raise TypeError(f"session must be a boto3.session.Session, not {type(session).__name__}")
 
 
 def client_config(user_config: Optional["Config"], max_connections: int) -> "Config":
@@ -74,13 +97,9 @@ def build_client(
     client_kwargs: dict[str, Any],
 ):
     """A boto3 S3 client for ``session`` (default: boto3's credential chain)."""
-    import boto3  # here, not at the top: see transient_exceptions in retry.py
-    unknown = set(client_kwargs) - CLIENT_KEYWORDS
-    if unknown:
-        raise TypeError(
-            f"unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
-            f"Connection passes only boto3 client keywords: {', '.join(sorted(CLIENT_KEYWORDS))}"
-        )
+    import boto3  # here, not at the top: see check_client_arguments
+
+    check_client_arguments(session, client_kwargs)
     kwargs = dict(client_kwargs)
     config = client_config(kwargs.pop("config", None), max_connections)
     if session is None:

@@ -1,28 +1,48 @@
-"""Batch: many Connection calls at once in a gevent pool, with handles and collected errors."""
+"""Batch: many Connection calls at once, with handles, collected errors and progress.
+
+The same machinery runs a Connection's background calls (``background=True``): a
+batch that any thread or greenlet may add to and that ``Connection.wait`` waits for.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import logging
+import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping, Optional, TypeVar, overload
 
-import gevent
-from gevent.pool import Pool
-
-from .concurrency import Call, Cancelled, Executor
-from .errors import BatchError, S3POException, s3_url
+from .calls import Call, Outcome
+from .context import InCall, in_call
+from .errors import BatchError, Cancelled, S3POException, s3_url
 from .progress import BatchProgress, TransferTotals, check_progress
+from .records import Key
+from .runtime import Cancellation, current
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .connection import Connection
+    from .options import (
+        CopyOptions,
+        DeleteOptions,
+        DeletePrefixOptions,
+        DownloadFileOptions,
+        DownloadOptions,
+        HeadOptions,
+        UploadData,
+        UploadFileOptions,
+        UploadOptions,
+    )
 
 __all__ = ["Batch", "CallError", "OPERATIONS", "TRANSFERS"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+Callback = Optional[Callable[[T], Any]]
 
-# The Connection methods a batch offers, each returning a Greenlet instead of a result.
+# The Connection methods a batch offers, each returning a started Call instead of a result.
 OPERATIONS = (
     "copy",
     "delete",
@@ -54,44 +74,131 @@ class CallError:
         return f"{self.operation} {s3_url(self.bucket, self.key)}: {type(self.exception).__name__}: {self.exception}"
 
 
+@dataclass
+class _Failure:
+    error: CallError
+    seen: list[bool]  # shared with the call's handle
+
+
 class Batch:
     """Runs Connection calls concurrently, at most ``poolsize`` at once.
 
     Every operation method (upload, download, ... see OPERATIONS) takes the same
-    arguments as on Connection plus ``callback=``, and returns a started Greenlet as
-    soon as a slot is free: the call blocks while ``poolsize`` calls are in flight.
-    Used as a context manager, the batch waits for all its calls on exit, logs each
-    failure at ERROR, and raises BatchError if ``raise_errors``. If the block raises,
-    calls not yet started are cancelled and the block's exception propagates.
+    arguments as on Connection plus ``callback=`` (called with the result, as part of
+    the call: a callback that raises makes the call fail), and returns a started Call
+    handle at once; while ``poolsize`` calls are in flight it blocks first.
+
+    Used as a context manager, the batch waits for all its calls on exit and logs
+    each failure at ERROR on the ``s3po`` logger; ``raise_errors=True`` also raises a
+    BatchError listing them. A failed call never makes the block raise otherwise:
+    look at ``success()``, ``errors()`` or the handles. A failure the program never
+    looked at is reported when the batch is garbage-collected (or the program ends),
+    on stderr if the program configured no logging, as asyncio does for a task
+    exception never retrieved.
+
+    If the block raises (Ctrl-C included), calls not started are cancelled and calls
+    in flight are stopped at their next safe point: multipart uploads are aborted and
+    temporary files removed. The block's exception propagates.
     """
 
     def __init__(self, connection: "Connection", poolsize: int = 20, *, raise_errors: bool = False,
-                 keep_results: bool = True) -> None:
+                 keep_results: bool = True, _background: bool = False) -> None:
         if isinstance(poolsize, bool) or not isinstance(poolsize, int) or poolsize < 1:
             raise ValueError(f"poolsize must be an integer >= 1, not {poolsize!r}")
         self._connection = connection
-        self._pool = Pool(poolsize)
-        self._executor = Executor(poolsize, connection._limiters())
+        self._runtime = current()
+        self._size = poolsize
+        self._room = self._runtime.semaphore(poolsize)
+        self._lock = self._runtime.lock()
+        self._idle = self._runtime.event()
+        self._idle.set()
+        self._cancellation = Cancellation(self._runtime)
         self._raise_errors = raise_errors
         self._keep_results = keep_results
-        self._calls: list[Call] = []
-        self._errors: list[CallError] = []
+        self._calls: list[Call[Any]] = []
+        self._running: set[Call[Any]] = set()
+        self._failures: list[_Failure] = []
         self._submitted = 0
         self._finished = 0
         self._reported = 0
         self._closed = False
         self._progress = BatchProgress()
+        if not _background:
+            # The background batch is finished and reported by its Connection instead.
+            weakref.finalize(self, _report_unseen, self._failures, "a batch")
 
     def __repr__(self) -> str:
-        return (f"<s3po.Batch poolsize={self._pool.size} submitted={self._submitted} "
-                f"finished={self._finished} failed={len(self._errors)}>")
+        return (f"<s3po.Batch poolsize={self._size} submitted={self._submitted} "
+                f"finished={self._finished} failed={len(self._failures)}>")
 
     @property
     def size(self) -> int:
-        return self._pool.size
+        return self._size
 
-    def submit(self, operation: str, args: tuple, kwargs: dict,
-               callback: Optional[Callable[[Any], Any]] = None) -> Call:
+    # -- the operations ----------------------------------------------------------------
+
+    def upload(self, bucket: str, key: str, data: "UploadData", *, callback: Callback[Key] = None,
+               **options: "Unpack[UploadOptions]") -> Call[Key]:
+        """Connection.upload in this batch; returns its started handle."""
+        return self.submit("upload", (bucket, key, data), options, callback)
+
+    def upload_file(self, bucket: str, key: str, path: Any, *, callback: Callback[Key] = None,
+                    **options: "Unpack[UploadFileOptions]") -> Call[Key]:
+        """Connection.upload_file in this batch; returns its started handle."""
+        return self.submit("upload_file", (bucket, key, path), options, callback)
+
+    @overload
+    def download(self, bucket: str, key: str, fobj: None = None, *, callback: Callback[bytes] = None,
+                 **options: "Unpack[DownloadOptions]") -> Call[bytes]: ...
+
+    @overload
+    def download(self, bucket: str, key: str, fobj: BinaryIO, *, callback: Callback[None] = None,
+                 **options: "Unpack[DownloadOptions]") -> Call[None]: ...
+
+    def download(self, bucket: str, key: str, fobj: Optional[BinaryIO] = None, *, callback: Any = None,
+                 **options: "Unpack[DownloadOptions]") -> Call[Any]:
+        """Connection.download in this batch; returns its started handle."""
+        return self.submit("download", (bucket, key, fobj), options, callback)
+
+    def download_file(self, bucket: str, key: str, path: Any, *, callback: Callback[None] = None,
+                      **options: "Unpack[DownloadFileOptions]") -> Call[None]:
+        """Connection.download_file in this batch; returns its started handle."""
+        return self.submit("download_file", (bucket, key, path), options, callback)
+
+    def head(self, bucket: str, key: str, *, callback: Callback[Key] = None,
+             **options: "Unpack[HeadOptions]") -> Call[Key]:
+        """Connection.head in this batch; returns its started handle."""
+        return self.submit("head", (bucket, key), options, callback)
+
+    def exists(self, bucket: str, key: str, *, callback: Callback[bool] = None,
+               **options: "Unpack[HeadOptions]") -> Call[bool]:
+        """Connection.exists in this batch; returns its started handle."""
+        return self.submit("exists", (bucket, key), options, callback)
+
+    def delete(self, bucket: str, key: str, *, callback: Callback[None] = None,
+               **options: "Unpack[DeleteOptions]") -> Call[None]:
+        """Connection.delete in this batch; returns its started handle."""
+        return self.submit("delete", (bucket, key), options, callback)
+
+    def delete_many(self, bucket: str, keys: Iterable[str], *, callback: Callback[int] = None,
+                    **options: "Unpack[DeleteOptions]") -> Call[int]:
+        """Connection.delete_many in this batch; returns its started handle."""
+        return self.submit("delete_many", (bucket, keys), options, callback)
+
+    def delete_prefix(self, bucket: str, prefix: str, *, callback: Callback[int] = None,
+                      **options: "Unpack[DeletePrefixOptions]") -> Call[int]:
+        """Connection.delete_prefix in this batch; returns its started handle."""
+        return self.submit("delete_prefix", (bucket, prefix), options, callback)
+
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
+             callback: Callback[Key] = None, **options: "Unpack[CopyOptions]") -> Call[Key]:
+        """Connection.copy in this batch; returns its started handle."""
+        return self.submit("copy", (src_bucket, src_key, dst_bucket, dst_key), options, callback)
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def submit(self, operation: str, args: tuple[Any, ...], kwargs: Mapping[str, Any],
+               callback: Optional[Callable[[Any], Any]] = None) -> Call[Any]:
         """Schedule ``connection.<operation>(*args, **kwargs)``; returns its started handle."""
         if operation not in OPERATIONS:
             raise ValueError(f"a batch cannot run {operation!r}; it runs {', '.join(OPERATIONS)}")
@@ -99,63 +206,126 @@ class Batch:
             raise RuntimeError("this batch has ended; start a new one with conn.batch()")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
-        method = getattr(self._connection, operation)
-        # Wrong arguments are a bug at the call site: say so now, not at the end.
+        kwargs = dict(kwargs)
+        for reserved in ("background", "callback"):
+            if reserved in kwargs:
+                raise TypeError(f"{operation}() in a batch takes no {reserved}= (it is already a batch call)")
+        # Wrong arguments are a bug at the call site: say so now, not when the call runs.
         bound = _signature(operation).bind(None, *args, **kwargs)
-        bucket = bound.arguments.get("bucket", bound.arguments.get("dst_bucket"))
-        key = bound.arguments.get("key", bound.arguments.get("dst_key", bound.arguments.get("prefix")))
+        arguments = bound.arguments
+        bucket = arguments.get("bucket", arguments.get("dst_bucket"))
+        key = arguments.get("key", arguments.get("dst_key", arguments.get("prefix")))
         if operation in TRANSFERS:
-            kwargs = dict(kwargs, progress=self._progress.start_call(check_progress(kwargs.get("progress"))))
-        self._pool.wait_available()
-        call = self._executor.start(lambda: method(*args, **kwargs), callback, (operation, bucket, key))
-        call.rawlink(self._on_done)
-        self._submitted += 1
-        if self._keep_results:
-            self._calls.append(call)
-        self._pool.start(call)
+            kwargs["progress"] = self._progress.start_call(check_progress(kwargs.get("progress")))
+        method = getattr(self._connection, operation)
+        self._wait_for_room()
+        call: Call[Any] = Call((operation, bucket, key), self._settled)
+        with self._lock:
+            self._submitted += 1
+            self._idle.clear()
+            if self._keep_results:
+                self._calls.append(call)
+        work = functools.partial(self._execute, operation, method, args, kwargs, callback)
+        if self._runtime.patched:
+            self._running.add(call)
+            call.run_here(work)
+        else:
+            deliver = call.run_elsewhere()
+            self._connection._workers().submit(lambda: deliver(work()))
         return call
 
-    def _on_done(self, call: Call) -> None:
-        self._finished += 1
-        if call.description[0] in TRANSFERS:
+    def _wait_for_room(self) -> None:
+        try:
+            self._room.acquire()
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None  # without the hub's frames in the traceback
+
+    def _execute(self, operation: str, method: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any], callback: Optional[Callable[[Any], Any]]) -> Outcome:
+        """Run one call, in its greenlet or on a worker thread. Never raises."""
+        runtime, slots = self._runtime, self._connection._slots
+        token = in_call.set(InCall(self._cancellation))
+        try:
+            slots.acquire(runtime, self._cancellation)  # the Connection's cap on requests in flight
+            try:
+                self._cancellation.check()  # calls queued when the batch was cancelled never start
+                result = method(*args, **kwargs)
+            finally:
+                slots.release(runtime)
+            if callback is not None:
+                callback(result)
+            return Outcome(value=result)
+        except Cancelled as exc:
+            return Outcome(error=exc)
+        except BaseException as exc:
+            if not isinstance(exc, Exception) and runtime.patched:
+                # GreenletExit: the batch killed this call, which stopped where it was.
+                # Ctrl-C or an exit that landed in this greenlet belongs to the program:
+                # hand it to the main greenlet, where gevent would have sent it.
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    import gevent
+
+                    gevent.get_hub().handle_system_error(type(exc), exc, None)
+                exc = Cancelled(f"{operation}: cancelled", operation=operation)
+            return Outcome(error=exc)
+        finally:
+            in_call.reset(token)
+
+    def _settled(self, call: Call[Any], outcome: Outcome) -> None:
+        """Count a finished call and keep its failure (from whichever thread ran it)."""
+        operation, bucket, key = call.description
+        with self._lock:
+            self._finished += 1
+            self._running.discard(call)
+            if outcome.error is not None and not isinstance(outcome.error, Cancelled):
+                self._failures.append(_Failure(CallError(operation, bucket, key, outcome.error), call.seen))
+            if self._finished >= self._submitted:
+                self._idle.set()
+        if operation in TRANSFERS:
             self._progress.end_call()
-        error = call.exception
-        if error is not None and not isinstance(error, Cancelled):
-            operation, bucket, key = call.description
-            self._errors.append(CallError(operation, bucket, key, error))
+        self._room.release()
 
     # -- waiting and results ------------------------------------------------------------
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait for every call so far; True when all are done (False on timeout)."""
-        done = self._pool.join(timeout=timeout)
-        # Links run from the hub's loop; one more turn lets the last of them land.
-        gevent.sleep(0)
-        return bool(done) and self._finished >= self._submitted
+        try:
+            return bool(self._idle.wait(timeout))
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None  # without the hub's frames in the traceback
 
-    def results(self) -> list:
+    def results(self) -> list[Any]:
         """Each call's value in submission order; None for calls that failed."""
         if not self._keep_results:
             raise RuntimeError("this batch was made with keep_results=False and kept no results")
-        return [call.value if call.successful() else None for call in self._calls]
+        return [call.value for call in self._calls]
 
     def success(self) -> bool:
         """True only if every call has finished and none failed."""
-        return self._finished >= self._submitted and not self._errors
+        with self._lock:
+            for failure in self._failures:
+                failure.seen[0] = True
+            return self._finished >= self._submitted and not self._failures
 
     def errors(self) -> list[CallError]:
         """A CallError (operation, bucket, key, exception) for each call that failed."""
-        return list(self._errors)
+        with self._lock:
+            for failure in self._failures:
+                failure.seen[0] = True
+            return [failure.error for failure in self._failures]
 
     def take_errors(self) -> list[CallError]:
         """The failures so far, forgotten once taken (each is reported once)."""
-        taken, self._errors = self._errors, []
-        self._reported = 0
-        return taken
+        with self._lock:
+            taken, self._failures[:] = list(self._failures), []
+            self._reported = 0
+        for failure in taken:
+            failure.seen[0] = True
+        return [failure.error for failure in taken]
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"submitted": self._submitted, "finished": self._finished, "failed": len(self._errors)}
+        return {"submitted": self._submitted, "finished": self._finished, "failed": len(self._failures)}
 
     @property
     def progress(self) -> TransferTotals:
@@ -174,34 +344,35 @@ class Batch:
     # -- ending ----------------------------------------------------------------------
 
     def cancel(self) -> None:
-        """Stop calls that have not started; calls already sending finish or are killed."""
-        self._executor.cancelled = True
-        if self._executor.patched:
-            self._pool.kill(block=True)
-        else:
-            # Threads cannot be interrupted safely; the queued ones see the flag and
-            # return at once, the running ones finish their request.
-            self._pool.join()
+        """Stop every call: those not started never do, those in flight stop at their next
+        safe point (a multipart upload is aborted, a download leaves no file)."""
+        self._cancellation.cancel()
+        try:
+            if self._runtime.patched:
+                self._runtime.stop(list(self._running))
+            self._idle.wait()
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None
 
     def close(self) -> None:
-        """Wait for everything, log each failure once, release the threads."""
+        """Wait for everything, log each failure once at ERROR."""
         if self._closed:
             return
-        try:
-            self.wait()
-        finally:
-            self._release()
-        self.report_errors()
-
-    def _release(self) -> None:
+        self.wait()
         self._closed = True
-        self._executor.close()
+        self.report_errors()
 
     def report_errors(self) -> None:
         """Log each failure not logged yet at ERROR."""
-        for error in self._errors[self._reported:]:
-            logger.error("batch call failed: %s", error)
-        self._reported = len(self._errors)
+        with self._lock:
+            fresh = self._failures[self._reported:]
+            self._reported = len(self._failures)
+        for failure in fresh:
+            logger.error("batch call failed: %s", failure.error)
+
+    def report_unseen(self, what: str) -> None:
+        """Report the failures nobody looked at (see the class docstring)."""
+        _report_unseen(self._failures, what)
 
     def __enter__(self) -> "Batch":
         return self
@@ -211,11 +382,11 @@ class Batch:
             try:
                 self.cancel()
             finally:
-                self._release()
+                self._closed = True
             return None  # the block's own exception propagates
         self.close()
-        if self._raise_errors and self._errors:
-            raise BatchError(self._errors)
+        if self._raise_errors and self._failures:
+            raise BatchError(self.errors())
         return None
 
 
@@ -227,17 +398,39 @@ def _signature(operation: str) -> inspect.Signature:
     return inspect.signature(getattr(Connection, operation))
 
 
-def _operation(name: str) -> Callable[..., Call]:
-    def schedule(self: Batch, *args: Any, callback: Optional[Callable[[Any], Any]] = None,
-                 **kwargs: Any) -> Call:
-        return self.submit(name, args, kwargs, callback)
+def _report_unseen(failures: list[_Failure], what: str) -> None:
+    """Tell the program of failures it never looked at, even when it configured no logging.
 
-    schedule.__name__ = name
-    schedule.__qualname__ = f"Batch.{name}"
-    schedule.__doc__ = f"Schedule Connection.{name}(...) in this batch; returns a started Greenlet."
-    return schedule
+    With a logging handler, each failure already reached it at ERROR when the batch
+    ended. Without one, s3po's NullHandler would swallow them: they go to the
+    interpreter's last-resort handler (stderr), as logging itself would do for a
+    library that had no NullHandler.
+    """
+    unseen = [failure.error for failure in failures if not failure.seen[0]]
+    if not unseen or _has_handler(logger):
+        return
+    shown = "".join(f"\n  {error}" for error in unseen[:20])
+    more = f"\n  ... and {len(unseen) - 20} more" if len(unseen) > 20 else ""
+    record = logger.makeRecord(
+        logger.name, logging.ERROR, __file__, 0,
+        f"{len(unseen)} call(s) of {what} failed and the program never looked at them:{shown}{more}",
+        None, None,
+    )
+    last_resort = logging.lastResort
+    if last_resort is not None:
+        last_resort.handle(record)
+    for failure in failures:
+        failure.seen[0] = True
 
 
-for _name in OPERATIONS:
-    setattr(Batch, _name, _operation(_name))
-del _name
+def _has_handler(start: logging.Logger) -> bool:
+    """True when a record of ``start`` at ERROR would reach a handler other than a NullHandler."""
+    node: Optional[logging.Logger] = start
+    while node is not None:
+        if any(not isinstance(handler, logging.NullHandler) and handler.level <= logging.ERROR
+               for handler in node.handlers):
+            return True
+        if not node.propagate:
+            return False
+        node = node.parent
+    return False

@@ -1,98 +1,162 @@
-"""Connection: the single-call API over one boto3 S3 client."""
+"""Connection: configuration, the client, and one method per operation.
+
+Each method checks its arguments (bad ones raise before any request), makes the
+call's context and hands over to the module that does the work: uploads.py,
+downloads.py, stream.py, listing.py, deleting.py, metadata.py, copying.py,
+buckets.py. Errors leave as s3po exceptions, translated here and nowhere else.
+"""
 
 from __future__ import annotations
 
 import atexit
 import functools
-import heapq
 import io
 import logging
 import os
-import secrets
-import threading
-import warnings
 import weakref
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Optional, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    BinaryIO,
+    Callable,
+    Iterable,
+    Iterator,
+    Literal,
+    Mapping,
+    Optional,
+    TypeVar,
+    Union,
+    cast,
+    overload,
+)
 
-from . import _client
+from . import _client, buckets, copying, deleting, downloads, listing, metadata, uploads
 from .arguments import check_bucket, check_key, check_path, check_positive_int, check_prefix
-from .compression import check_codec, codec_of, decode_into
+from .compression import check_codec
+from .context import CallContext, in_call
 from .errors import (
     BatchError,
-    ChecksumMismatch,
     DeleteException,
     DownloadException,
-    NotFound,
     S3POException,
     UploadException,
-    s3_url,
     translate,
 )
 from .headers import guess_content_type, to_put_params
-from .integrity import verify_upload_etag
-from .multipart import upload_parts
-from .parts import DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE, TransferSettings, choose_part_size
-from .payload import Parts, prepare
+from .legacy import LegacyNames
+from .parallel import Slots
+from .parts import MAX_PART_SIZE, MIN_PART_SIZE
+from .payload import check_data
 from .progress import Progress, check_progress
-from .ranged import FileSink, MemorySink, fetch
-from .receive import Destination, receive
-from .records import Key, from_head, from_listing, strip_etag
+from .records import Key, Prefix
 from .retry import RetryPolicy, check_retries
+from .runtime import Cancellation, NativeWorkers, current
 from .stream import ObjectStream, open_stream
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .batch import Batch
+    from .calls import Call
+    from .mock import MockS3
+    from .options import (
+        CopyOptions,
+        DeleteOptions,
+        DeletePrefixOptions,
+        DownloadFileOptions,
+        DownloadOptions,
+        HeadOptions,
+        ProgressCallback,
+        UploadData,
+        UploadFileOptions,
+        UploadOptions,
+    )
 
 __all__ = ["Connection", "MiB"]
 
-# Spelled out here: inside class Connection, "list" names the method.
-KeyChunk = list[str]
-Refusals = list[tuple[str, str, str]]
-
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+Callback = Optional[Callable[[T], Any]]
+PathLike = Union[str, "os.PathLike[str]"]
+# Spelled out here: inside class Connection, "list" names the method.
+Names = Iterator[str]
+Entries = Iterator[Union[Key, Prefix]]
 
 MiB = 1024 * 1024
-DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys a request
 
 
-def _backgroundable(method: Callable[..., T]) -> Callable[..., Any]:
-    """Lets ``method`` also run in the background: ``background=True`` returns a Greenlet."""
+def _backgroundable(method: F) -> F:
+    """Lets ``method`` also run in the background: ``background=True`` returns a Call at once.
+
+    The method keeps its own signature (``background`` and ``callback`` are in it, for
+    ``help()`` and type checkers); the body never sees them set.
+    """
     name = method.__name__
 
     @functools.wraps(method)
-    def call(self: "Connection", *args: Any, background: bool = False,
-             callback: Optional[Callable[[Any], Any]] = None, **kwargs: Any) -> Any:
+    def call(self: "Connection", *args: Any, **kwargs: Any) -> Any:
+        background = kwargs.pop("background", False)
+        callback = kwargs.pop("callback", None)
         if background:
-            return self._background_batch().submit(name, args, kwargs, callback)
+            return self._background().submit(name, args, kwargs, callback)
         if callback is not None:
             raise TypeError(f"{name}(callback=...) needs background=True, or a batch")
         return method(self, *args, **kwargs)
 
-    return call
+    return cast(F, call)
 
 
-class Connection:
+class Connection(LegacyNames):
     """A connection to S3 (or any S3-compatible store) with retries and integrity checks.
 
-    ``session`` is a boto3 Session (default: a new one, which follows boto3's usual
-    credential chain). Any boto3 client keyword (``endpoint_url``, ``region_name``,
-    ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``, ``config``)
-    passes through. The client is built once and shared by every call: ``conn.conn``.
+    Arguments, all but ``session`` by keyword:
+
+    - ``session``: a ``boto3.session.Session`` (a profile, assumed-role credentials...);
+      default: a new Session, which follows boto3's usual credential chain.
+    - ``retries`` (3): retries of each request, part or range; ``retries=N`` means at
+      most N+1 attempts (see the README for what each operation's bound covers).
+    - ``backoff_base_s`` (0.1), ``backoff_cap_s`` (20.0): seconds; exponential backoff
+      with full jitter, capped. ``backoff_base`` and ``backoff_cap`` are the same.
+    - ``retry_policy``: a ``RetryPolicy`` instead of the three above.
+    - ``multipart_threshold`` (10 MiB): larger bodies go up as multipart uploads.
+    - ``part_size`` (None: 8 MiB, grown as needed to stay within 10,000 parts): the size
+      of upload parts and of download ranges; 5 MiB to 5 GiB.
+    - ``workers`` (8): parts or ranges in flight for one transfer.
+    - ``max_connections`` (64): cap on this Connection's requests in flight, across all
+      its batches and background calls; botocore's pool is sized to it.
+    - ``verify_etag`` (True): compare ETags with the bytes' MD5s (uploads, downloads,
+      streams); False for stores whose ETags are never MD5s. Sizes are always checked.
+    - Any boto3 client keyword: ``endpoint_url``, ``region_name``, ``aws_access_key_id``,
+      ``aws_secret_access_key``, ``aws_session_token``, ``config`` (a botocore Config),
+      ``use_ssl``, ``verify``, ``api_version``, ``aws_account_id``.
+
+    The boto3 client is built on first use (so a Connection made before the program
+    monkey-patches does not import ssl) and shared by every call: ``conn.client``.
+    ``close()``, or leaving ``with Connection(...) as conn:``, waits for background
+    calls and releases threads and connections.
     """
 
     def __init__(
         self,
         session: Any = None,
         *,
-        retries: int = 3,
-        backoff_base: float = 0.1,
-        backoff_cap: float = 20.0,
+        retries: Optional[int] = None,
+        backoff_base_s: Optional[float] = None,
+        backoff_cap_s: Optional[float] = None,
+        retry_policy: Optional[RetryPolicy] = None,
         multipart_threshold: int = 10 * MiB,
         part_size: Optional[int] = None,
         workers: int = 8,
         max_connections: int = 64,
         verify_etag: bool = True,
+        backoff_base: Optional[float] = None,
+        backoff_cap: Optional[float] = None,
         **client_kwargs: Any,
     ) -> None:
-        self.retry_policy = RetryPolicy(retries, backoff_base, backoff_cap)
+        self.retry_policy = _retry_policy(retry_policy, retries, _alias("backoff_base_s", backoff_base_s,
+                                                                         "backoff_base", backoff_base),
+                                          _alias("backoff_cap_s", backoff_cap_s, "backoff_cap", backoff_cap))
         self.multipart_threshold = check_positive_int("multipart_threshold", multipart_threshold, MIN_PART_SIZE)
         if part_size is not None:
             check_positive_int("part_size", part_size, MIN_PART_SIZE)
@@ -104,58 +168,119 @@ class Connection:
         if not isinstance(verify_etag, bool):
             raise TypeError(f"verify_etag must be True or False, not {verify_etag!r}")
         self.verify_etag = verify_etag
-        self.conn = _client.build_client(session, max_connections, client_kwargs)
-        self._in_flight: Any = None  # concurrency.Limiters, made on first concurrent use
-        self._background: Any = None  # the Batch behind background=True calls
-        self._background_thread: Optional[int] = None
-        self._setup_lock = threading.Lock()
+        _client.check_client_arguments(session, client_kwargs)
+        self._session = session
+        self._client_kwargs = dict(client_kwargs)
+        self._client: Any = None
+        self._client_locks: dict[bool, Any] = {}
+        self._slots = Slots(max_connections)
+        self._native_workers: Optional[NativeWorkers] = None
+        self._background_calls: Optional["Batch"] = None
+        self._said: set[str] = set()
+        self._closed = False
 
     def __repr__(self) -> str:
         # Only where the client points: credentials never appear here.
-        meta = self.conn.meta
-        return f"<s3po.Connection endpoint={meta.endpoint_url!r} region={meta.region_name!r}>"
+        if self._client is not None:
+            meta = self._client.meta
+            return f"<s3po.Connection endpoint={meta.endpoint_url!r} region={meta.region_name!r}>"
+        endpoint = self._client_kwargs.get("endpoint_url")
+        region = self._client_kwargs.get("region_name")
+        return f"<s3po.Connection endpoint={endpoint!r} region={region!r} (client not built yet)>"
+
+    # -- the client ------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client every call uses (moto's, while a mock is active), built on first use."""
+        from . import mock
+
+        mocked = mock.client_for(self)
+        if mocked is not None:
+            return mocked
+        client = self._client
+        if client is None:
+            self._check_open()
+            runtime = current()
+            lock = self._client_locks.setdefault(runtime.patched, runtime.lock())
+            with lock:
+                if self._client is None:
+                    self._client = _client.build_client(self._session, self.max_connections, self._client_kwargs)
+                client = self._client
+        return client
+
+    @property
+    def conn(self) -> Any:
+        """The boto3 client, under the name earlier releases gave it."""
+        return self.client
 
     # -- plumbing ------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Connection is closed")
 
     def _policy(self, retries: Optional[int]) -> RetryPolicy:
         if retries is not None:
             check_retries(retries)
         return self.retry_policy.with_retries(retries)
 
-    def _run(
-        self,
-        operation: str,
-        error_class: type[S3POException],
-        bucket: str,
-        key: Optional[str],
-        attempt: Callable[[], T],
-        policy: Optional[RetryPolicy] = None,
-        on_retry: Optional[Callable[[], None]] = None,
-    ) -> T:
-        """One S3 call with the retry policy; every failure leaves as an s3po error."""
-        policy = policy or self.retry_policy
-        return self._translated(
-            operation, error_class, bucket, key,
-            lambda: policy.call(attempt, what=f"{operation} {s3_url(bucket, key)}", on_retry=on_retry),
+    def _context(self, retries: Optional[int] = None) -> CallContext:
+        self._check_open()
+        runtime = current()
+        inside = in_call.get()
+        return CallContext(
+            connection=self,
+            client=self.client,
+            policy=self._policy(retries),
+            runtime=runtime,
+            cancellation=inside.cancellation if inside is not None else Cancellation(runtime),
+            holds_slot=inside is not None and inside.holds_slot,
+            workers=self.workers,
+            part_size=self.part_size,
+            verify_etag=self.verify_etag,
+            slots=self._slots,
         )
 
-    @staticmethod
-    def _translated(operation: str, error_class: type[S3POException], bucket: str, key: Optional[str],
-                    work: Callable[[], T]) -> T:
-        """Run ``work`` (which retries on its own); every failure leaves as an s3po error."""
+    def _run(self, operation: str, error_class: type[S3POException], bucket: str, key: Optional[str],
+             work: Callable[[CallContext], T], retries: Optional[int] = None) -> T:
+        """Run ``work`` in a new call context; every failure of S3 leaves as an s3po error.
+
+        Errors that are the caller's pass through as they are: bad input found below the
+        method (ValueError, TypeError) and local file errors (an OSError naming a file).
+        """
+        ctx = self._context(retries)
         try:
-            return work()
-        except S3POException:
+            return work(ctx)
+        except (S3POException, ValueError, TypeError):
             raise
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            raise translate(exc, error_class, operation, bucket, key) from exc
         except Exception as exc:
             raise translate(exc, error_class, operation, bucket, key) from exc
 
-    def _transfer(self, policy: RetryPolicy) -> TransferSettings:
-        return TransferSettings(self.conn, policy, self.workers, self._limiters, self.part_size, self.verify_etag)
+    def _say_once(self, topic: str, message: str) -> None:
+        """Log ``message`` at INFO the first time ``topic`` comes up on this Connection."""
+        if topic not in self._said:
+            self._said.add(topic)
+            logger.info("%s (said once per Connection)", message)
+
+    def _workers(self) -> NativeWorkers:
+        """The native threads that run batch and background calls in an unpatched program."""
+        workers = self._native_workers
+        if workers is None:
+            self._check_open()
+            workers = NativeWorkers(self.max_connections, "s3po-call")
+            if self._native_workers is None:
+                self._native_workers = workers
+            workers = self._native_workers
+        return workers
 
     # -- concurrency -----------------------------------------------------------------
 
-    def batch(self, poolsize: int = 20, *, raise_errors: bool = False, keep_results: bool = True):
+    def batch(self, poolsize: int = 20, *, raise_errors: bool = False, keep_results: bool = True) -> "Batch":
         """A Batch running this connection's calls concurrently, ``poolsize`` at once.
 
         The requests in flight of all batches and background calls of one connection
@@ -163,31 +288,29 @@ class Connection:
         """
         from .batch import Batch
 
+        self._check_open()
         return Batch(self, poolsize, raise_errors=raise_errors, keep_results=keep_results)
 
-    def _limiters(self):
-        with self._setup_lock:
-            if self._in_flight is None:
-                from .concurrency import Limiters
+    def _background(self) -> "Batch":
+        background = self._background_calls
+        if background is None:
+            from .batch import Batch
 
-                self._in_flight = Limiters(self.max_connections)
-            return self._in_flight
-
-    def _background_batch(self):
-        if self._background is None:
-            self._background = self.batch(self.max_connections, keep_results=False)
-            self._background_thread = threading.get_ident()
-            _with_background_work.add(self)
-        elif self._background_thread != threading.get_ident():
-            raise RuntimeError("background calls of one Connection must come from one thread")
-        return self._background
+            self._check_open()
+            background = Batch(self, self.max_connections, keep_results=False, _background=True)
+            if self._background_calls is None:  # another thread may have made one meanwhile
+                self._background_calls = background
+                _with_background_work.add(self)
+            background = self._background_calls
+        return background
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait for every background call; raise BatchError listing those that failed.
 
-        Returns False if ``timeout`` (seconds) passed first, True when all are done.
+        Works from any thread or greenlet. Returns False if ``timeout`` (seconds)
+        passed first, True when all are done.
         """
-        background = self._background
+        background = self._background_calls
         if background is None:
             return True
         done = background.wait(timeout)
@@ -196,256 +319,195 @@ class Connection:
             raise BatchError(failed)
         return done
 
+    def close(self) -> None:
+        """Wait for background calls, then release threads and connections.
+
+        Raises BatchError (after releasing everything) when background calls failed. A
+        closed Connection refuses further calls.
+        """
+        if self._closed:
+            return
+        try:
+            self.wait()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        if self._native_workers is not None:
+            self._native_workers.close()
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # The block failed: background calls still running are stopped, not waited for.
+        try:
+            if self._background_calls is not None:
+                self._background_calls.cancel()
+        finally:
+            self._release()
+
     # -- uploads -------------------------------------------------------------------
 
+    @overload
+    def upload(self, bucket: str, key: str, data: "UploadData", *, background: Literal[False] = False,
+               **options: "Unpack[UploadOptions]") -> Key: ...
+
+    @overload
+    def upload(self, bucket: str, key: str, data: "UploadData", *, background: Literal[True],
+               callback: Callback[Key] = None, **options: "Unpack[UploadOptions]") -> "Call[Key]": ...
+
     @_backgroundable
-    def upload(
-        self,
-        bucket: str,
-        key: str,
-        data: Any,
-        headers: Optional[Mapping[str, Any]] = None,
-        compress: Optional[str] = None,
-        retries: Optional[int] = None,
-        *,
-        progress: Optional[Callable[[int, Optional[int]], Any]] = None,
-    ) -> Key:
+    def upload(self, bucket: str, key: str, data: "UploadData", *,
+               headers: Optional[Mapping[str, Any]] = None, compress: Optional[str] = None,
+               retries: Optional[int] = None, progress: Optional["ProgressCallback"] = None,
+               background: bool = False, callback: Callback[Key] = None) -> Any:
         """Store ``data`` (str, bytes-like or a binary/text file object) at bucket/key.
 
-        The MD5 of the bytes sent goes out as Content-MD5 and is compared with the
-        ETag that comes back (where that ETag is an MD5); a mismatch is retried. With
-        ``compress='gzip'`` or ``'deflate'`` the body is compressed (streaming, for
-        files) and Content-Encoding is set. Bodies larger than ``multipart_threshold``
-        go up as a multipart upload: ``workers`` parts at once, each verified and
-        retried on its own, aborted on failure. ``progress(bytes_done, bytes_total)``
-        is called as parts are confirmed, and once at the end. Returns the stored
-        object's Key.
+        - ``headers``: HTTP headers by their usual names (Content-Type, Cache-Control,
+          x-amz-meta-*, ...); an unknown one raises ValueError.
+        - ``compress='gzip'`` or ``'deflate'``: compress the body (streaming, for files)
+          and set Content-Encoding.
+        - ``retries``: this call's retries (default: the Connection's).
+        - ``progress(bytes_done, bytes_total)``: called as parts are confirmed, and once
+          at the end.
+        - ``background=True``: return a started Call at once; ``callback(key)`` runs when
+          it succeeds. ``conn.wait()`` waits for all background calls.
+
+        The MD5 of the bytes sent goes out as Content-MD5 and is compared with the ETag
+        that comes back; a mismatch is retried, and damaged bytes are never left stored.
+        Bodies larger than ``multipart_threshold`` go up as a multipart upload (aborted
+        on failure). Returns the stored object's Key.
         """
         check_bucket(bucket)
         check_key(key)
         codec = check_codec(compress)
-        params = to_put_params(headers)
-        policy = self._policy(retries)
+        params = _put_params(key, headers, codec)
         report = Progress(check_progress(progress))
-        if codec:
-            declared = params.get("ContentEncoding")
-            if declared and declared.strip().lower() != codec:
-                raise ValueError(f"headers set Content-Encoding {declared!r} but compress={codec!r}")
-            params["ContentEncoding"] = codec
-        if "ContentType" not in params:
-            guessed = guess_content_type(key)
-            if guessed:
-                params["ContentType"] = guessed
-        with prepare(data, codec, self.multipart_threshold) as payload:
-            if isinstance(payload, Parts):
-                return self._upload_parts(bucket, key, params, payload, policy, report)
+        check_data(data)
+        return self._run("upload", UploadException, bucket, key, lambda ctx: uploads.upload(
+            ctx, bucket, key, data, params=params, codec=codec,
+            multipart_threshold=self.multipart_threshold, progress=report), retries)
 
-            def attempt() -> Key:
-                response = self.conn.put_object(
-                    Bucket=bucket, Key=key, Body=payload.body, ContentMD5=payload.content_md5, **params
-                )
-                etag = strip_etag(response.get("ETag"))
-                if self.verify_etag:
-                    verify_upload_etag(payload.md5_hex, etag, response)
-                return Key(bucket, key, size=payload.size, etag=etag, version_id=response.get("VersionId"))
+    @overload
+    def upload_file(self, bucket: str, key: str, path: PathLike, *, background: Literal[False] = False,
+                    **options: "Unpack[UploadFileOptions]") -> Key: ...
 
-            stored = self._removing_damage(
-                bucket, key, lambda: self._run("upload", UploadException, bucket, key, attempt, policy, payload.rewind)
-            )
-            report.total = payload.size
-            report.advance(payload.size)
-            report.finish()
-            return stored
-
-    def _upload_parts(self, bucket: str, key: str, params: dict[str, Any], body: Parts,
-                      policy: RetryPolicy, report: Progress) -> Key:
-        # Chosen before the first request, so a size S3 cannot take fails at once.
-        part_size = choose_part_size(body.size_hint, self.part_size)
-        report.total = body.size
-        stored = self._removing_damage(bucket, key, lambda: self._translated(
-            "upload", UploadException, bucket, key,
-            lambda: upload_parts(self._transfer(policy), bucket, key, params, body, part_size, report),
-        ))
-        report.finish()
-        return stored
-
-    def _removing_damage(self, bucket: str, key: str, upload: Callable[[], Key]) -> Key:
-        """Run ``upload``; if it failed having stored damaged bytes, remove them."""
-        try:
-            return upload()
-        except UploadException as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ChecksumMismatch) and cause.stored:
-                self._remove_corrupt(bucket, key, cause.version_id)
-            raise
-
-    def _remove_corrupt(self, bucket: str, key: str, version_id: Optional[str]) -> None:
-        """Delete what a failed upload stored damaged, so no wrong bytes stay behind."""
-        extra = {"VersionId": version_id} if version_id else {}
-        try:
-            self.conn.delete_object(Bucket=bucket, Key=key, **extra)
-        except Exception as exc:
-            logger.warning("upload %s: could not remove the damaged object: %s", s3_url(bucket, key), exc)
+    @overload
+    def upload_file(self, bucket: str, key: str, path: PathLike, *, background: Literal[True],
+                    callback: Callback[Key] = None, **options: "Unpack[UploadFileOptions]") -> "Call[Key]": ...
 
     @_backgroundable
-    def upload_file(
-        self,
-        bucket: str,
-        key: str,
-        path: Any,
-        headers: Optional[Mapping[str, Any]] = None,
-        compress: Optional[str] = None,
-        retries: Optional[int] = None,
-        delete: bool = False,
-        *,
-        progress: Optional[Callable[[int, Optional[int]], Any]] = None,
-    ) -> Key:
+    def upload_file(self, bucket: str, key: str, path: PathLike, *,
+                    headers: Optional[Mapping[str, Any]] = None, compress: Optional[str] = None,
+                    retries: Optional[int] = None, delete: bool = False,
+                    progress: Optional["ProgressCallback"] = None,
+                    background: bool = False, callback: Callback[Key] = None) -> Any:
         """Upload the file at ``path``; ``delete=True`` removes it once the upload is confirmed.
 
-        Large files go up in parts, as with ``upload``; ``progress`` is called likewise.
+        Options as for ``upload`` (``headers``, ``compress``, ``retries``, ``progress``,
+        ``background``, ``callback``); large files go up in parts.
         """
         path = check_path(path)
         check_bucket(bucket)
         check_key(key)
         if os.path.isdir(path):
             raise IsADirectoryError(f"cannot upload {path!r}: it is a directory")
-        with open(path, "rb") as fobj:
-            result = self.upload(bucket, key, fobj, headers=headers, compress=compress, retries=retries,
-                                 progress=progress)
-        if delete:
-            os.remove(path)
-        return result
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, "no such file to upload", path)
+        codec = check_codec(compress)
+        params = _put_params(key, headers, codec)
+        report = Progress(check_progress(progress))
+        return self._run("upload", UploadException, bucket, key, lambda ctx: uploads.upload_file(
+            ctx, bucket, key, path, params=params, codec=codec,
+            multipart_threshold=self.multipart_threshold, progress=report, delete=delete), retries)
 
     # -- downloads -----------------------------------------------------------------
 
+    @overload
+    def download(self, bucket: str, key: str, fobj: None = None, *, background: Literal[False] = False,
+                 **options: "Unpack[DownloadOptions]") -> bytes: ...
+
+    @overload
+    def download(self, bucket: str, key: str, fobj: BinaryIO, *, background: Literal[False] = False,
+                 **options: "Unpack[DownloadOptions]") -> None: ...
+
+    @overload
+    def download(self, bucket: str, key: str, fobj: None = None, *, background: Literal[True],
+                 callback: Callback[bytes] = None, **options: "Unpack[DownloadOptions]") -> "Call[bytes]": ...
+
+    @overload
+    def download(self, bucket: str, key: str, fobj: BinaryIO, *, background: Literal[True],
+                 callback: Callback[None] = None, **options: "Unpack[DownloadOptions]") -> "Call[None]": ...
+
     @_backgroundable
-    def download(
-        self,
-        bucket: str,
-        key: str,
-        fobj: Optional[BinaryIO] = None,
-        retries: Optional[int] = None,
-        decompress: bool = True,
-        *,
-        progress: Optional[Callable[[int, Optional[int]], Any]] = None,
-    ) -> Optional[bytes]:
+    def download(self, bucket: str, key: str, fobj: Optional[BinaryIO] = None, *,
+                 retries: Optional[int] = None, decompress: bool = True,
+                 progress: Optional["ProgressCallback"] = None,
+                 background: bool = False, callback: Callback[Any] = None) -> Any:
         """The object's bytes, or None after writing them into the binary file ``fobj``.
 
-        Objects stored with Content-Encoding gzip or deflate are decompressed unless
-        ``decompress=False``. Size and content are verified. Into memory, objects
-        larger than ``part_size`` (8 MiB by default) are fetched as ``workers``
-        concurrent ranges. Into ``fobj``, the object streams in one request; a retry
-        never duplicates bytes in ``fobj``, and a failure leaves it as it was.
-        ``progress(bytes_done, bytes_total)`` counts the stored bytes received.
+        - ``decompress`` (True): objects stored with Content-Encoding gzip or deflate are
+          decoded; False gives the stored bytes.
+        - ``retries``, ``progress(bytes_done, bytes_total)`` (stored bytes received),
+          ``background``, ``callback``: as for ``upload``.
+
+        Size and content are verified before anything is handed over. Objects larger
+        than ``part_size`` (8 MiB by default) are fetched as ``workers`` concurrent
+        ranges. Into ``fobj``, nothing is written until the bytes verified, so a failed
+        download leaves ``fobj`` as it was.
         """
         check_bucket(bucket)
         check_key(key)
-        policy = self._policy(retries)
         report = Progress(check_progress(progress))
         if fobj is None:
-            return self._download_to_memory(bucket, key, policy, decompress, report)
-        if isinstance(fobj, io.TextIOBase):
-            raise TypeError("fobj must be opened in binary mode ('wb'), not text mode")
+            return self._run("download", DownloadException, bucket, key, lambda ctx: downloads.to_memory(
+                ctx, bucket, key, decompress=decompress, progress=report), retries)
+        if isinstance(fobj, (io.TextIOBase, str, bytes, os.PathLike)):
+            raise TypeError("fobj must be a file object opened in binary mode ('wb'); for a path use download_file")
         if not callable(getattr(fobj, "write", None)):
             raise TypeError(f"fobj must be a binary file object with write(), not {type(fobj).__name__}")
-        dest = Destination(fobj)
-        received = [0]
+        target = fobj
+        return self._run("download", DownloadException, bucket, key, lambda ctx: downloads.to_fileobj(
+            ctx, bucket, key, target, decompress=decompress, progress=report), retries)
 
-        def attempt() -> None:
-            response = self.conn.get_object(Bucket=bucket, Key=key)
-            received[0] = response.get("ContentLength") or 0
-            receive(response, dest, decompress)
+    @overload
+    def download_file(self, bucket: str, key: str, path: PathLike, *, background: Literal[False] = False,
+                      **options: "Unpack[DownloadFileOptions]") -> None: ...
 
-        try:
-            self._run("download", DownloadException, bucket, key, attempt, policy, dest.reset)
-        except BaseException:
-            dest.discard()
-            raise
-        dest.commit()
-        report.total = received[0]
-        report.advance(received[0])
-        report.finish()
-        return None
-
-    def _download_to_memory(self, bucket: str, key: str, policy: RetryPolicy, decompress: bool,
-                            report: Progress) -> bytes:
-        sink = MemorySink()
-        fetched = self._fetch(bucket, key, sink, policy, report)
-        codec = codec_of(fetched.content_encoding) if decompress else None
-        data = bytes(sink.buffer)  # the one copy; BytesIO over bytes shares them
-        sink.buffer = bytearray()
-        if codec is not None:
-            decoded = io.BytesIO()
-            self._translated("download", DownloadException, bucket, key,
-                             lambda: decode_into(io.BytesIO(data).read, decoded.write, codec))
-            data = decoded.getvalue()
-        report.finish()
-        return data
-
-    def _fetch(self, bucket: str, key: str, sink: Any, policy: RetryPolicy, report: Progress) -> Any:
-        chunk = self.part_size or DEFAULT_PART_SIZE
-        return self._translated("download", DownloadException, bucket, key,
-                                lambda: fetch(self._transfer(policy), bucket, key, sink, chunk, report))
+    @overload
+    def download_file(self, bucket: str, key: str, path: PathLike, *, background: Literal[True],
+                      callback: Callback[None] = None,
+                      **options: "Unpack[DownloadFileOptions]") -> "Call[None]": ...
 
     @_backgroundable
-    def download_file(
-        self,
-        bucket: str,
-        key: str,
-        path: Any,
-        retries: Optional[int] = None,
-        decompress: bool = True,
-        *,
-        progress: Optional[Callable[[int, Optional[int]], Any]] = None,
-    ) -> None:
+    def download_file(self, bucket: str, key: str, path: PathLike, *,
+                      retries: Optional[int] = None, decompress: bool = True,
+                      progress: Optional["ProgressCallback"] = None,
+                      background: bool = False, callback: Callback[None] = None) -> Any:
         """Download into the file at ``path``, atomically.
 
-        Objects larger than ``part_size`` (8 MiB by default) are fetched as ``workers``
-        concurrent ranges pinned to one ETag, written in place into a preallocated
-        temporary file beside ``path`` that is renamed into place once verified. On
+        Options as for ``download``. The bytes land in a preallocated temporary file
+        beside ``path`` (ranges written in place), renamed into place once verified. On
         any failure nothing is left at ``path`` (an existing file there is untouched),
-        no temporary file remains, and folders this call created are removed.
-        ``progress(bytes_done, bytes_total)`` counts the stored bytes received.
+        no temporary file remains, and folders this call created are removed. A full
+        disk fails at once, before the ranges are fetched, with an OSError naming ``path``.
         """
         path = check_path(path)
         check_bucket(bucket)
         check_key(key)
-        policy = self._policy(retries)
         report = Progress(check_progress(progress))
-        if os.path.isdir(path):
-            raise IsADirectoryError(f"cannot download to {path!r}: it is a directory")
-        folder, name = os.path.split(os.path.abspath(path))
-        created = _make_folders(folder)
-        temporaries = [_temporary_name(folder, name)]
-        try:
-            # os.open honours the umask, so the final file gets the usual permissions.
-            fd = os.open(temporaries[0], os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-            with os.fdopen(fd, "r+b") as raw:
-                fetched = self._fetch(bucket, key, FileSink(raw.fileno()), policy, report)
-                codec = codec_of(fetched.content_encoding) if decompress else None
-                if codec is not None:
-                    temporaries.append(_temporary_name(folder, name))
-                    fd = os.open(temporaries[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                    with os.fdopen(fd, "wb") as decoded:
-                        self._translated("download", DownloadException, bucket, key,
-                                         lambda: decode_into(raw.read, decoded.write, codec))
-            os.replace(temporaries[-1], path)
-            if len(temporaries) > 1:
-                os.remove(temporaries[0])
-        except BaseException:
-            for temporary in temporaries:
-                _remove_quietly(temporary)
-            for made in reversed(created):
-                try:
-                    os.rmdir(made)
-                except OSError:
-                    break
-            raise
-        report.finish()
+        return self._run("download", DownloadException, bucket, key, lambda ctx: downloads.to_file(
+            ctx, bucket, key, path, decompress=decompress, progress=report), retries)
 
-    def open(
-        self, bucket: str, key: str, decompress: bool = True, retries: Optional[int] = None
-    ) -> ObjectStream:
+    def open(self, bucket: str, key: str, *, decompress: bool = True, retries: Optional[int] = None) -> ObjectStream:
         """A read-only binary stream of the object, decompressed like ``download``.
 
         An object up to ``part_size`` (8 MiB by default) streams from one GET; a
@@ -456,85 +518,128 @@ class Connection:
         """
         check_bucket(bucket)
         check_key(key)
-        chunk = self.part_size or DEFAULT_PART_SIZE
-        return open_stream(self._transfer(self._policy(retries)), bucket, key, decompress, chunk)
+        return self._run("open", DownloadException, bucket, key, lambda ctx: open_stream(
+            ctx, bucket, key, decompress, ctx.chunk), retries)
 
     # -- listing and metadata --------------------------------------------------------
 
-    def list(self, bucket: str, prefix: str = "", delimiter: Optional[str] = None) -> Iterator[str]:
+    def list(self, bucket: str, prefix: str = "", *, delimiter: Optional[str] = None) -> Names:
         """Key names under ``prefix``, lazily, across all pages.
 
         With a ``delimiter``, yields the keys at that level and the common prefixes
-        (which end with the delimiter), merged in S3's order (UTF-8 bytes).
+        (which end with the delimiter), merged in S3's order (UTF-8 bytes). To tell a
+        folder-marker key from a common prefix of the same name, use ``entries``.
         """
+        return self._listing(listing.names, bucket, prefix, delimiter)
+
+    def objects(self, bucket: str, prefix: str = "", *, delimiter: Optional[str] = None) -> Iterator[Key]:
+        """Key records (size, etag, last_modified in UTC, storage_class) under ``prefix``, lazily.
+
+        With a ``delimiter``, only the keys at that level (no common prefixes).
+        """
+        return self._listing(listing.objects, bucket, prefix, delimiter)
+
+    def entries(self, bucket: str, prefix: str = "", *, delimiter: Optional[str] = "/") -> Entries:
+        """The keys (as Key records) and common prefixes (as Prefix records) at one level.
+
+        In S3's order; ``delimiter`` defaults to "/", so this lists one "folder".
+        """
+        return self._listing(listing.entries, bucket, prefix, delimiter)
+
+    def _listing(self, kind: Callable[[CallContext, str, str, Optional[str]], Iterator[T]], bucket: str,
+                 prefix: str, delimiter: Optional[str]) -> Iterator[T]:
         check_bucket(bucket)
         check_prefix(prefix)
         if delimiter is not None:
             check_prefix(delimiter, "delimiter")
             if not delimiter:
                 raise ValueError("delimiter must not be empty (use None for no delimiter)")
-        return self._list_names(bucket, prefix, delimiter)
+        ctx = self._context()
+        pages = kind(ctx, bucket, prefix, delimiter)
 
-    def _list_names(self, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[str]:
-        for page in self._pages(bucket, prefix, delimiter):
-            keys = [entry["Key"] for entry in page.get("Contents", ())]
-            if delimiter is None:
-                yield from keys
-            else:
-                prefixes = [entry["Prefix"] for entry in page.get("CommonPrefixes", ())]
-                yield from heapq.merge(keys, prefixes, key=_utf8)
+        def translated() -> Iterator[T]:
+            try:
+                yield from pages
+            except (S3POException, ValueError, TypeError):
+                raise
+            except Exception as exc:
+                raise translate(exc, DownloadException, "list", bucket, prefix) from exc
 
-    def objects(self, bucket: str, prefix: str = "") -> Iterator[Key]:
-        """Key records (size, etag, last_modified, storage_class) under ``prefix``, lazily."""
-        check_bucket(bucket)
-        check_prefix(prefix)
-        return (from_listing(bucket, entry) for page in self._pages(bucket, prefix, None)
-                for entry in page.get("Contents", ()))
+        return translated()
 
-    def _pages(self, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[Mapping[str, Any]]:
-        request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-        if delimiter is not None:
-            request["Delimiter"] = delimiter
-        while True:
-            page = self._run(
-                "list", DownloadException, bucket, prefix, lambda: self.conn.list_objects_v2(**request)
-            )
-            yield page
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return
-            request["ContinuationToken"] = token
+    @overload
+    def head(self, bucket: str, key: str, *, background: Literal[False] = False,
+             **options: "Unpack[HeadOptions]") -> Key: ...
+
+    @overload
+    def head(self, bucket: str, key: str, *, background: Literal[True], callback: Callback[Key] = None,
+             **options: "Unpack[HeadOptions]") -> "Call[Key]": ...
 
     @_backgroundable
-    def head(self, bucket: str, key: str) -> Key:
-        """The object's Key record, with content_type, content_encoding and metadata."""
+    def head(self, bucket: str, key: str, *, retries: Optional[int] = None,
+             background: bool = False, callback: Callback[Key] = None) -> Any:
+        """The object's Key record, with content_type, content_encoding and metadata.
+
+        A missing key raises NotFound with code NoSuchKey, a missing bucket NotFound with
+        code NoSuchBucket. ``background``, ``callback``: as for ``upload``.
+        """
         check_bucket(bucket)
         check_key(key)
-        response = self._run(
-            "head", DownloadException, bucket, key, lambda: self.conn.head_object(Bucket=bucket, Key=key)
-        )
-        return from_head(bucket, key, response)
+        return self._run("head", DownloadException, bucket, key, lambda ctx: metadata.head(ctx, bucket, key),
+                         retries)
+
+    @overload
+    def exists(self, bucket: str, key: str, *, background: Literal[False] = False,
+               **options: "Unpack[HeadOptions]") -> bool: ...
+
+    @overload
+    def exists(self, bucket: str, key: str, *, background: Literal[True], callback: Callback[bool] = None,
+               **options: "Unpack[HeadOptions]") -> "Call[bool]": ...
 
     @_backgroundable
-    def exists(self, bucket: str, key: str) -> bool:
-        """True if the object exists; False on a 404 (missing key or bucket alike)."""
-        try:
-            self.head(bucket, key)
-        except NotFound:
-            return False
-        return True
+    def exists(self, bucket: str, key: str, *, retries: Optional[int] = None,
+               background: bool = False, callback: Callback[bool] = None) -> Any:
+        """True if the object exists, False if the bucket has no such key.
+
+        A missing bucket is not a missing key: it raises NotFound (code NoSuchBucket).
+        A 403 raises too: it says nothing of the key. ``background``, ``callback``: as
+        for ``upload``.
+        """
+        check_bucket(bucket)
+        check_key(key)
+        return self._run("exists", DownloadException, bucket, key, lambda ctx: metadata.exists(ctx, bucket, key),
+                         retries)
 
     # -- deleting, copying, buckets -----------------------------------------------------
 
-    @_backgroundable
-    def delete(self, bucket: str, key: str) -> None:
-        """Delete one object; deleting a missing key succeeds, as on S3."""
-        check_bucket(bucket)
-        check_key(key)
-        self._run("delete", DeleteException, bucket, key, lambda: self.conn.delete_object(Bucket=bucket, Key=key))
+    @overload
+    def delete(self, bucket: str, key: str, *, background: Literal[False] = False,
+               **options: "Unpack[DeleteOptions]") -> None: ...
+
+    @overload
+    def delete(self, bucket: str, key: str, *, background: Literal[True], callback: Callback[None] = None,
+               **options: "Unpack[DeleteOptions]") -> "Call[None]": ...
 
     @_backgroundable
-    def delete_many(self, bucket: str, keys: Iterable[str]) -> int:
+    def delete(self, bucket: str, key: str, *, retries: Optional[int] = None,
+               background: bool = False, callback: Callback[None] = None) -> Any:
+        """Delete one object; deleting a missing key succeeds, as on S3 (a missing bucket raises NotFound)."""
+        check_bucket(bucket)
+        check_key(key)
+        return self._run("delete", DeleteException, bucket, key, lambda ctx: deleting.delete(ctx, bucket, key),
+                         retries)
+
+    @overload
+    def delete_many(self, bucket: str, keys: Iterable[str], *, background: Literal[False] = False,
+                    **options: "Unpack[DeleteOptions]") -> int: ...
+
+    @overload
+    def delete_many(self, bucket: str, keys: Iterable[str], *, background: Literal[True],
+                    callback: Callback[int] = None, **options: "Unpack[DeleteOptions]") -> "Call[int]": ...
+
+    @_backgroundable
+    def delete_many(self, bucket: str, keys: Iterable[str], *, retries: Optional[int] = None,
+                    background: bool = False, callback: Callback[int] = None) -> Any:
         """Delete ``keys`` with DeleteObjects, 1,000 a request; returns how many S3 reported deleted.
 
         S3 counts keys that did not exist as deleted. Keys S3 refused are listed in the
@@ -543,114 +648,113 @@ class Connection:
         check_bucket(bucket)
         if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
             raise TypeError("keys must be an iterable of key names (a list, not a single str)")
-        keys = [check_key(key) for key in keys]
-        return self._delete_chunks(bucket, None, _chunks(iter(keys), DELETE_BATCH))
+        names = [check_key(key) for key in keys]
+        return self._run("delete", DeleteException, bucket, None,
+                         lambda ctx: deleting.delete_keys(ctx, bucket, names), retries)
+
+    @overload
+    def delete_prefix(self, bucket: str, prefix: str, *, background: Literal[False] = False,
+                      **options: "Unpack[DeletePrefixOptions]") -> int: ...
+
+    @overload
+    def delete_prefix(self, bucket: str, prefix: str, *, background: Literal[True],
+                      callback: Callback[int] = None,
+                      **options: "Unpack[DeletePrefixOptions]") -> "Call[int]": ...
 
     @_backgroundable
-    def delete_prefix(self, bucket: str, prefix: str) -> int:
-        """Delete every object under ``prefix``; returns how many S3 reported deleted."""
+    def delete_prefix(self, bucket: str, prefix: str, *, whole_bucket: bool = False,
+                      retries: Optional[int] = None,
+                      background: bool = False, callback: Callback[int] = None) -> Any:
+        """Delete every object under ``prefix``; returns how many S3 reported deleted.
+
+        An empty prefix means every object in the bucket: that needs
+        ``whole_bucket=True``, and raises ValueError otherwise, before any request.
+        """
         check_bucket(bucket)
         check_prefix(prefix)
-        return self._delete_chunks(bucket, prefix, _chunks(self._list_names(bucket, prefix, None), DELETE_BATCH))
-
-    def _delete_chunks(self, bucket: str, prefix: Optional[str], chunks: Iterator[KeyChunk]) -> int:
-        deleted = 0
-        refused: Refusals = []
-        for chunk in chunks:
-            request = {"Objects": [{"Key": key} for key in chunk], "Quiet": False}
-
-            def attempt(request: dict = request) -> Any:
-                return self.conn.delete_objects(Bucket=bucket, Delete=request)
-
-            response = self._run("delete", DeleteException, bucket, prefix, attempt)
-            deleted += len(response.get("Deleted", ()))
-            refused += [(e.get("Key"), e.get("Code"), e.get("Message")) for e in response.get("Errors", ())]
-        if refused:
-            shown = ", ".join(f"{key} ({code})" for key, code, _ in refused[:10])
-            more = f" and {len(refused) - 10} more" if len(refused) > 10 else ""
-            error = DeleteException(
-                f"delete {s3_url(bucket, prefix)}: S3 refused {len(refused)} key(s): {shown}{more}",
-                bucket=bucket, key=prefix, code=refused[0][1], operation="delete", failed=refused,
+        if not prefix and not whole_bucket:
+            raise ValueError(
+                f"delete_prefix({bucket!r}, '') would delete every object in bucket {bucket!r}; "
+                "pass whole_bucket=True to do that"
             )
-            error.deleted = deleted  # type: ignore[attr-defined]
-            raise error
-        return deleted
+        return self._run("delete", DeleteException, bucket, prefix,
+                         lambda ctx: deleting.delete_prefix(ctx, bucket, prefix), retries)
+
+    @overload
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
+             background: Literal[False] = False, **options: "Unpack[CopyOptions]") -> Key: ...
+
+    @overload
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
+             background: Literal[True], callback: Callback[Key] = None,
+             **options: "Unpack[CopyOptions]") -> "Call[Key]": ...
 
     @_backgroundable
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str,
-             retries: Optional[int] = None) -> Key:
-        """Copy an object server-side; returns the new object's Key."""
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
+             retries: Optional[int] = None,
+             background: bool = False, callback: Callback[Key] = None) -> Any:
+        """Copy an object server-side; returns the new object's Key (with its size).
+
+        A missing source key or bucket raises NotFound naming the source; a missing
+        destination bucket, NotFound naming the destination.
+        """
         for bucket, key in ((src_bucket, src_key), (dst_bucket, dst_key)):
             check_bucket(bucket)
             check_key(key)
-        source = {"Bucket": src_bucket, "Key": src_key}
-
-        def attempt() -> Key:
-            response = self.conn.copy_object(CopySource=source, Bucket=dst_bucket, Key=dst_key)
-            result = response.get("CopyObjectResult", {})
-            return Key(dst_bucket, dst_key, etag=strip_etag(result.get("ETag")),
-                       last_modified=result.get("LastModified"), version_id=response.get("VersionId"))
-
-        try:
-            return self._run("copy", UploadException, dst_bucket, dst_key, attempt, self._policy(retries))
-        except UploadException as exc:
-            # NoSuchKey can only be the source; NoSuchBucket could be either bucket,
-            # so it stays an UploadException that names the code.
-            if exc.code == "NoSuchKey":
-                raise NotFound(
-                    f"copy {s3_url(src_bucket, src_key)} -> {s3_url(dst_bucket, dst_key)} failed: "
-                    f"{exc.code}", bucket=src_bucket, key=src_key, code=exc.code, operation="copy",
-                ) from exc.__cause__
-            raise
+        return self._run("copy", UploadException, dst_bucket, dst_key,
+                         lambda ctx: copying.copy(ctx, src_bucket, src_key, dst_bucket, dst_key), retries)
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket`` in the client's region; a bucket you already own is fine."""
         check_bucket(bucket)
-        request: dict[str, Any] = {"Bucket": bucket}
-        region = self.conn.meta.region_name
-        if region and region != "us-east-1":
-            # us-east-1 is the one region that refuses an explicit LocationConstraint.
-            request["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        try:
-            self._run("create_bucket", S3POException, bucket, None, lambda: self.conn.create_bucket(**request))
-        except S3POException as exc:
-            if exc.code != "BucketAlreadyOwnedByYou":
-                raise
+        self._run("create_bucket", S3POException, bucket, None, lambda ctx: buckets.create_bucket(ctx, bucket))
 
     # -- testing -----------------------------------------------------------------------
 
-    def mock(self, buckets: Iterable[str] = ()):
-        """Route this connection's calls to moto's in-memory S3 (a context manager)."""
+    def mock(self, buckets: Iterable[str] = ()) -> "MockS3":
+        """Route every Connection's calls to moto's in-memory S3 (a context manager)."""
         from .mock import MockS3
 
         return MockS3(self, buckets)
 
-    # -- names of earlier s3po releases ------------------------------------------------
 
-    def uploadString(self, bucket: str, key: str, data: Any, *args: Any, **kwargs: Any) -> Key:
-        """Deprecated: use ``upload``."""
-        _deprecated("uploadString", "upload")
-        return self.upload(bucket, key, data, *args, **kwargs)
+def _alias(name: str, value: Optional[float], old_name: str, old_value: Optional[float]) -> Optional[float]:
+    if old_value is None:
+        return value
+    if value is not None:
+        raise TypeError(f"give {name} or {old_name} (its earlier name), not both")
+    return old_value
 
-    def uploadFile(self, bucket: str, key: str, path_or_file: Any, *args: Any, **kwargs: Any) -> Key:
-        """Deprecated: use ``upload_file`` (a path) or ``upload`` (a file object)."""
-        _deprecated("uploadFile", "upload_file")
-        if callable(getattr(path_or_file, "read", None)):
-            return self.upload(bucket, key, path_or_file, *args, **kwargs)
-        return self.upload_file(bucket, key, path_or_file, *args, **kwargs)
 
-    def downloadString(self, bucket: str, key: str, *args: Any, **kwargs: Any) -> Optional[bytes]:
-        """Deprecated: use ``download``."""
-        _deprecated("downloadString", "download")
-        return self.download(bucket, key, None, *args, **kwargs)
+def _retry_policy(policy: Optional[RetryPolicy], retries: Optional[int], base: Optional[float],
+                  cap: Optional[float]) -> RetryPolicy:
+    if policy is not None:
+        if not isinstance(policy, RetryPolicy):
+            raise TypeError(f"retry_policy must be a RetryPolicy, not {type(policy).__name__}")
+        if (retries, base, cap) != (None, None, None):
+            raise TypeError("give retry_policy or retries/backoff_base_s/backoff_cap_s, not both")
+        return policy
+    defaults = RetryPolicy()
+    return RetryPolicy(
+        defaults.retries if retries is None else retries,
+        defaults.backoff_base_s if base is None else base,
+        defaults.backoff_cap_s if cap is None else cap,
+    )
 
-    def downloadFile(self, bucket: str, key: str, path_or_file: Any, *args: Any, **kwargs: Any) -> None:
-        """Deprecated: use ``download_file`` (a path) or ``download`` (a file object)."""
-        _deprecated("downloadFile", "download_file")
-        if callable(getattr(path_or_file, "write", None)):
-            self.download(bucket, key, path_or_file, *args, **kwargs)
-            return None
-        return self.download_file(bucket, key, path_or_file, *args, **kwargs)
+
+def _put_params(key: str, headers: Optional[Mapping[str, Any]], codec: Optional[str]) -> dict[str, Any]:
+    """PutObject parameters from the caller's headers, the codec and the key's extension."""
+    params = to_put_params(headers)
+    if codec:
+        declared = params.get("ContentEncoding")
+        if declared and declared.strip().lower() != codec:
+            raise ValueError(f"headers set Content-Encoding {declared!r} but compress={codec!r}")
+        params["ContentEncoding"] = codec
+    if "ContentType" not in params:
+        guessed = guess_content_type(key)
+        if guessed:
+            params["ContentType"] = guessed
+    return params
 
 
 _with_background_work: "weakref.WeakSet[Connection]" = weakref.WeakSet()
@@ -658,60 +762,15 @@ _with_background_work: "weakref.WeakSet[Connection]" = weakref.WeakSet()
 
 @atexit.register
 def _finish_background_work() -> None:
-    """At exit, finish background calls still pending rather than drop them."""
+    """At exit, finish background calls still pending rather than drop them, and report
+    the failures nobody waited for."""
     for connection in list(_with_background_work):
-        background = connection._background
+        background = connection._background_calls
+        if background is None:
+            continue
         if background.pending:
             logger.warning("finishing %d background call(s) of %r before exit", background.pending, connection)
         background.wait()
         background.report_errors()
+        background.report_unseen("background calls")
 
-
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"Connection.{old} is deprecated; use Connection.{new}", DeprecationWarning, stacklevel=3)
-
-
-def _utf8(name: str) -> bytes:
-    return name.encode("utf-8", "surrogatepass")
-
-
-def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
-    chunk: list[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _make_folders(folder: str) -> list[str]:
-    """Create ``folder`` and missing parents; returns those created, outermost first."""
-    missing = []
-    current = folder
-    while not os.path.isdir(current):
-        missing.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    created = []
-    for path in reversed(missing):
-        try:
-            os.mkdir(path)
-            created.append(path)
-        except FileExistsError:
-            pass
-    return created
-
-
-def _temporary_name(folder: str, name: str) -> str:
-    return os.path.join(folder, f".{name}.{secrets.token_hex(6)}.s3po-part")
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass

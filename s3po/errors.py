@@ -6,17 +6,22 @@ from typing import Any, Mapping, Optional
 
 __all__ = [
     "BatchError",
+    "Cancelled",
     "ChecksumMismatch",
     "DeleteException",
+    "DeleteNotFound",
     "DownloadException",
+    "DownloadNotFound",
     "NotFound",
     "S3POException",
     "UploadException",
+    "UploadNotFound",
+    "describe",
     "translate",
 ]
 
 # Error codes that mean "this bucket or key is not there". HeadObject has no body, so
-# its 404 arrives with the bare status as the code.
+# its 404 arrives with the bare status as the code (metadata.head tells the two apart).
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
 _MISSING_REASONS = {"NoSuchKey": "no such key", "NoSuchBucket": "no such bucket"}
 
@@ -52,6 +57,17 @@ class S3POException(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r}, code={self.code!r})"
 
+    def __reduce__(self) -> Any:
+        # Keyword-only details survive pickling (to another process, a Dask worker...).
+        return (_rebuild, (type(self), str(self), dict(self.__dict__)))
+
+
+def _rebuild(cls: type, message: str, state: dict) -> "S3POException":
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class UploadException(S3POException):
     """An upload failed (after its retries, when the failure was transient)."""
@@ -61,16 +77,47 @@ class DownloadException(S3POException):
     """A download, read or head failed, or the bytes received did not verify."""
 
 
-class NotFound(DownloadException):
-    """The bucket or the key does not exist."""
-
-
 class DeleteException(S3POException):
     """A delete failed; ``failed`` lists ``(key, code, message)`` for each key S3 refused."""
 
-    def __init__(self, message: str, *, failed=(), **kwargs) -> None:
+    def __init__(self, message: str, *, failed: Any = (), **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.failed = list(failed)
+
+
+class NotFound(S3POException):
+    """The bucket (code NoSuchBucket) or the key (code NoSuchKey) does not exist.
+
+    Raised by every operation. What is raised is also the operation's own kind of
+    error: a missing bucket on upload is both a NotFound and an UploadException.
+    """
+
+
+class DownloadNotFound(NotFound, DownloadException):
+    """A download, read, head or listing found no such bucket or key."""
+
+
+class UploadNotFound(NotFound, UploadException):
+    """An upload or copy found no such bucket (or, for a copy, no such source key)."""
+
+
+class DeleteNotFound(NotFound, DeleteException):
+    """A delete found no such bucket."""
+
+
+_NOT_FOUND: Mapping[type, type] = {
+    DownloadException: DownloadNotFound,
+    UploadException: UploadNotFound,
+    DeleteException: DeleteNotFound,
+}
+
+
+class Cancelled(S3POException):
+    """The call was stopped before it finished: its batch was cancelled or the program interrupted.
+
+    A cancelled upload leaves no object and no multipart upload behind; a cancelled
+    download leaves no file.
+    """
 
 
 class ChecksumMismatch(Exception):
@@ -80,19 +127,21 @@ class ChecksumMismatch(Exception):
     translated into an Upload/DownloadException when the retries run out.
     """
 
-    def __init__(self, message: str, *, stored: bool = False, version_id: Optional[str] = None) -> None:
+    def __init__(self, message: str, *, stored: bool = False, version_id: Optional[str] = None,
+                 etag: Optional[str] = None) -> None:
         super().__init__(message)
         #: True when the damaged bytes became the object (a PutObject, a completed
         #: multipart upload), so it must be removed; a damaged part never does.
         self.stored = stored
-        #: The version stored damaged, so that exactly it can be removed.
+        #: The version and ETag stored damaged, so that exactly it can be removed.
         self.version_id = version_id
+        self.etag = etag
 
 
 class BatchError(S3POException):
     """One or more calls of a batch (or background calls) failed; ``errors`` lists them."""
 
-    def __init__(self, errors) -> None:
+    def __init__(self, errors: Any) -> None:
         self.errors = list(errors)
         lines = [f"{len(self.errors)} call(s) failed:"]
         lines += [f"  {error}" for error in self.errors[:20]]
@@ -133,20 +182,28 @@ def translate(
     operation: str,
     bucket: Optional[str],
     key: Optional[str] = None,
+    code: Optional[str] = None,
+    detail: Optional[str] = None,
 ) -> S3POException:
     """Turn any error of an S3 call into an s3po exception of class ``cls``.
 
-    A missing bucket or key becomes ``NotFound`` when ``cls`` is a DownloadException.
-    The caller raises the result ``from exc`` so the original stays the ``__cause__``.
+    A missing bucket or key becomes the NotFound of ``cls``'s kind. ``code`` overrides
+    the error's own (a HEAD's bare 404, once told apart). The caller raises the result
+    ``from exc`` so the original stays the ``__cause__``.
     """
-    code = error_code(exc)
+    code = code or error_code(exc)
     if code is None and http_status(exc) == 404:
         code = "404"
-    if code in _MISSING_CODES and issubclass(cls, DownloadException):
-        cls = NotFound
+    if isinstance(exc, Cancelled):
+        cls = Cancelled
+        reason = "cancelled"
+    elif code in _MISSING_CODES:
+        cls = next((found for base, found in _NOT_FOUND.items() if issubclass(cls, base)), NotFound)
         reason = _MISSING_REASONS.get(code, "not found (no such key or bucket)")
     else:
         reason = describe(exc)
+    if detail:
+        reason = f"{detail}: {reason}"
     message = f"{operation} {s3_url(bucket, key)} failed: {reason}"
     return cls(message, bucket=bucket, key=key, code=code, operation=operation)
 

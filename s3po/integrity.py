@@ -1,19 +1,30 @@
 """End-to-end checks that the bytes stored or received are the bytes meant.
 
-S3's ETag is the MD5 of the object only for single-part uploads without SSE-KMS,
-DSSE-KMS or SSE-C; elsewhere it is opaque and no check is possible from it.
+S3's ETag is the MD5 of the object for single-part uploads without SSE-KMS, DSSE-KMS
+or SSE-C; for a multipart upload it is the MD5 of the parts' MD5s followed by
+``-<parts>``, which can be recomputed once the part size is known. Elsewhere it is
+opaque and no content check is possible from it: then only sizes are checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from .errors import ChecksumMismatch
 from .parts import multipart_etag, multipart_part_count
 
-__all__ = ["BodyCheck", "etag_is_md5", "multipart_etag_checkable", "sse_hides_md5", "verify_upload_etag"]
+__all__ = [
+    "BodyCheck",
+    "Layout",
+    "etag_is_md5",
+    "layout_from_etag",
+    "multipart_etag_checkable",
+    "sse_hides_md5",
+    "verify_upload_etag",
+]
 
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 _OPAQUE_SSE = frozenset({"aws:kms", "aws:kms:dsse"})
@@ -47,29 +58,93 @@ def verify_upload_etag(md5_hex: str, etag: Optional[str], response: Mapping[str,
     if etag is not None and etag_is_md5(etag, response) and etag.lower() != md5_hex:
         raise ChecksumMismatch(
             f"the server's ETag {etag} is not the MD5 {md5_hex} of the bytes sent",
-            stored=whole_object, version_id=response.get("VersionId"),
+            stored=whole_object, version_id=response.get("VersionId"), etag=etag,
         )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What an object's bytes can be checked against.
+
+    ``kind`` is "md5" (the ETag is the MD5 of the bytes, or of that MD5 for a single
+    part), "parts" (a multipart ETag, checked part by part: ``part_size`` is needed),
+    or "size" (nothing but the size; ``reason`` says why).
+    """
+
+    kind: str
+    etag: Optional[str] = None
+    parts: Optional[int] = None
+    part_size: Optional[int] = None
+    reason: Optional[str] = None
+
+    def with_part_size(self, part_size: Optional[int], reason: str) -> "Layout":
+        if part_size:
+            return Layout("parts", self.etag, self.parts, part_size)
+        return Layout("size", self.etag, reason=reason)
+
+    def fits(self, total: int) -> bool:
+        """True when ``parts`` parts of ``part_size`` make an object of ``total`` bytes."""
+        if self.kind != "parts":
+            return True
+        assert self.parts is not None and self.part_size is not None
+        return (self.parts - 1) * self.part_size < total <= self.parts * self.part_size or (
+            total == 0 and self.parts == 1)
+
+
+def layout_from_etag(etag: Optional[str], response: Mapping[str, Any], verify_etag: bool) -> Layout:
+    """The check an object's ETag allows; a multipart one still needs its part size."""
+    if not verify_etag:
+        return Layout("size", etag, reason="ETag checks are off (verify_etag=False)")
+    if etag is None:
+        return Layout("size", reason="the store sent no ETag")
+    if sse_hides_md5(response):
+        return Layout("size", etag, reason="its encryption (SSE-KMS, DSSE-KMS or SSE-C) makes the ETag opaque")
+    if etag_is_md5(etag, response):
+        return Layout("md5", etag.lower())
+    parts = multipart_part_count(etag)
+    if parts == 1:
+        return Layout("md5", etag.lower(), parts=1)
+    if parts is not None:
+        return Layout("parts", etag.lower(), parts=parts)
+    return Layout("size", etag, reason=f"its ETag {etag!r} is neither an MD5 nor a multipart ETag")
 
 
 class BodyCheck:
     """Counts and hashes a whole object's body as it streams; ``verify`` compares at the end.
 
-    The ETag to compare with is the MD5 of the bytes, or for an object uploaded as a
-    single part, the MD5 of that MD5 followed by "-1".
+    Per ``layout``: the MD5 of the bytes (or, for a single part, the MD5 of that MD5
+    with "-1"), or each part's MD5 combined into the multipart ETag, or the size alone.
     """
 
-    def __init__(self, etag: Optional[str], content_length: Optional[int], response: Mapping[str, Any]) -> None:
-        self._single_part = multipart_part_count(etag) == 1 and multipart_etag_checkable(etag, response)
-        checkable = etag is not None and (etag_is_md5(etag, response) or self._single_part)
-        self.expected_md5 = etag.lower() if etag is not None and checkable else None
+    def __init__(self, content_length: Optional[int], layout: Layout) -> None:
+        if layout.kind == "parts" and not layout.part_size:
+            raise ValueError("a part-by-part check needs the part size")
+        self.layout = layout
         self.expected_size = content_length
         self.size = 0
-        self._md5 = hashlib.md5() if self.expected_md5 else None
+        self._md5: Any = hashlib.md5() if layout.kind != "size" else None
+        self._part_digests: list[bytes] = []
+        self._part_left = layout.part_size or 0
 
     def update(self, chunk: Any) -> None:
         self.size += len(chunk)
-        if self._md5 is not None:
+        if self._md5 is None:
+            return
+        if self.layout.kind == "md5":
             self._md5.update(chunk)
+            return
+        view = memoryview(chunk).cast("B")
+        while view:
+            piece, view = view[:self._part_left], view[self._part_left:]
+            self._md5.update(piece)
+            self._part_left -= len(piece)
+            if self._part_left == 0:
+                self._end_part()
+
+    def _end_part(self) -> None:
+        self._part_digests.append(self._md5.digest())
+        self._md5 = hashlib.md5()
+        self._part_left = self.layout.part_size or 0
 
     def verify(self) -> None:
         if self.expected_size is not None and self.size != self.expected_size:
@@ -78,6 +153,12 @@ class BodyCheck:
             )
         if self._md5 is None:
             return
-        digest = multipart_etag([self._md5.digest()]) if self._single_part else self._md5.hexdigest()
-        if digest != self.expected_md5:
-            raise ChecksumMismatch(f"the MD5 {digest} of the bytes received is not the ETag {self.expected_md5}")
+        if self.layout.kind == "md5":
+            digest = (multipart_etag([self._md5.digest()]) if self.layout.parts == 1
+                      else self._md5.hexdigest())
+        else:
+            if self._part_left != self.layout.part_size or not self._part_digests:
+                self._end_part()  # the last, shorter part
+            digest = multipart_etag(self._part_digests)
+        if digest != self.layout.etag:
+            raise ChecksumMismatch(f"the bytes received make the ETag {digest}, not {self.layout.etag}")

@@ -1,19 +1,22 @@
-"""Mock mode: a Connection's calls go to moto's in-memory S3 (moto imported lazily)."""
+"""Mock mode: while a mock is active, every Connection's calls go to moto's in-memory S3.
+
+moto's mock is process-wide, and so is s3po's: a Connection that was not the one the
+mock was started on must never reach the network with real credentials meanwhile. So
+every Connection of the process asks ``client_for`` first. moto is imported lazily.
+"""
 
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-import boto3
-
-from ._client import build_client
 from .arguments import check_bucket
 
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["MockS3"]
+__all__ = ["MockS3", "client_for"]
 
 MOTO_HINT = 'mock mode needs moto: pip install "s3po[mock]"'
 
@@ -23,7 +26,15 @@ _lock = threading.Lock()
 _active: Optional["MockS3"] = None
 
 
-def _load_mock_aws():
+def client_for(connection: "Connection") -> Any:
+    """The mocked client ``connection`` must use now, or None when no mock is active."""
+    active = _active
+    if active is None:
+        return None
+    return active.client_for(connection)
+
+
+def _load_mock_aws() -> Any:
     try:
         from moto import mock_aws
     except ImportError as exc:
@@ -32,11 +43,11 @@ def _load_mock_aws():
 
 
 class MockS3:
-    """While started, ``connection.conn`` is a client of moto's in-memory S3.
+    """While started, every Connection's client is a client of moto's in-memory S3.
 
     Use it as ``with conn.mock(buckets=['b']):`` (the ``with`` gives back the
-    connection) or call ``start()`` / ``stop()``. Stopping restores the real client and
-    drops everything stored, even when the block raised.
+    connection) or call ``start()`` / ``stop()``. Stopping restores the real clients
+    and drops everything stored, even when the block raised.
     """
 
     def __init__(self, connection: "Connection", buckets: Iterable[str] = ()) -> None:
@@ -46,7 +57,8 @@ class MockS3:
         self._mock_aws = _load_mock_aws()
         self._connection = connection
         self._moto: Any = None
-        self._real_client: Any = None
+        self._clients: "weakref.WeakKeyDictionary[Connection, Any]" = weakref.WeakKeyDictionary()
+        self._clients_lock = threading.Lock()
 
     @property
     def active(self) -> bool:
@@ -60,52 +72,35 @@ class MockS3:
                     "an s3po mock is already active; moto's mock is process-wide, so stop it "
                     "before starting another"
                 )
-            _active = self
-        try:
             self._moto = self._mock_aws()
             self._moto.start()
-            self._real_client = self._connection.conn
-            self._connection.conn = self._mocked_client()
+            _active = self
+        try:
             for bucket in self._buckets:
                 self._connection.create_bucket(bucket)
         except BaseException:
-            self._release()
+            self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        if not self.active:
-            return
-        self._release()
-
-    def _release(self) -> None:
         global _active
-        try:
-            if self._real_client is not None:
-                self._connection.conn = self._real_client
-                self._real_client = None
-            if self._moto is not None:
+        with _lock:
+            if _active is not self:
+                return
+            _active = None
+            try:
                 self._moto.stop()
+            finally:
                 self._moto = None
-        finally:
-            with _lock:
-                if _active is self:
-                    _active = None
+                self._clients = weakref.WeakKeyDictionary()
 
-    def _mocked_client(self) -> Any:
-        # Built like the real one, with its settings, but with no endpoint_url (moto
-        # answers only requests aimed at AWS's own endpoints) and fixed fake
-        # credentials (the user's real ones must never be needed, nor sent).
-        meta = self._real_client.meta
-        session = boto3.session.Session(
-            aws_access_key_id="s3po-mock",
-            aws_secret_access_key="s3po-mock",
-            region_name=meta.region_name or "us-east-1",
-        )
-        client = build_client(session, self._connection.max_connections, {"config": meta.config})
-        # Registered first, so that it runs before moto's own handler answers the request.
-        client.meta.events.register_first("before-send.s3", _body_as_bytes)
-        return client
+    def client_for(self, connection: "Connection") -> Any:
+        with self._clients_lock:
+            client = self._clients.get(connection)
+            if client is None:
+                client = self._clients[connection] = _mocked_client(connection)
+            return client
 
     def __enter__(self) -> "Connection":
         self.start()
@@ -113,6 +108,30 @@ class MockS3:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
+
+
+def _mocked_client(connection: "Connection") -> Any:
+    """A client like ``connection``'s, aimed at moto.
+
+    Built with the connection's settings but no endpoint_url (moto answers only
+    requests aimed at AWS's own endpoints) and fixed fake credentials (the user's real
+    ones must never be needed, nor sent).
+    """
+    import boto3
+
+    from ._client import build_client
+
+    user_config = connection._client_kwargs.get("config")
+    region = connection._client_kwargs.get("region_name") or getattr(connection._session, "region_name", None)
+    session = boto3.session.Session(
+        aws_access_key_id="s3po-mock",
+        aws_secret_access_key="s3po-mock",
+        region_name=region or "us-east-1",
+    )
+    client = build_client(session, connection.max_connections, {"config": user_config} if user_config else {})
+    # Registered first, so that it runs before moto's own handler answers the request.
+    client.meta.events.register_first("before-send.s3", _body_as_bytes)
+    return client
 
 
 def _body_as_bytes(request: Any, **kwargs: Any) -> None:

@@ -1,8 +1,8 @@
 """Multipart uploads: parts sent concurrently, each verified and retried on its own.
 
-On any failure, or when the caller is interrupted, the upload is aborted, so S3 keeps
-neither a half object nor the parts already sent (which it would otherwise store, and
-bill, until a lifecycle rule removes them).
+On any failure, or when the call is interrupted or cancelled, the upload is aborted,
+so the store keeps neither a half object nor the parts already sent (which it would
+otherwise store, and bill, until a lifecycle rule removes them).
 """
 
 from __future__ import annotations
@@ -15,21 +15,22 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Union
 
-from .errors import ChecksumMismatch, describe, error_code, s3_url
+from .context import CallContext
+from .errors import ChecksumMismatch, UploadException, describe, error_code, s3_url, translate
 from .integrity import multipart_etag_checkable, verify_upload_etag
-from .parts import MAX_PARTS, TransferSettings, multipart_etag
+from .parts import MAX_PARTS, ByteRange, multipart_etag
 from .payload import Parts
 from .progress import Progress
-from .records import Key, strip_etag
+from .records import strip_etag
 
-__all__ = ["upload_parts"]
+__all__ = ["SentPart", "upload_parts"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SentPart:
-    """A part S3 confirmed: its number, ETag as returned, MD5 digest and size."""
+    """A part the store confirmed: its number, ETag as returned, MD5 digest and size."""
 
     number: int
     etag: str
@@ -37,15 +38,17 @@ class SentPart:
     size: int
 
 
-def upload_parts(settings: TransferSettings, bucket: str, key: str, params: Mapping[str, Any],
-                 body: Parts, part_size: int, progress: Progress) -> Key:
-    """Store ``body`` at bucket/key with a multipart upload of ``part_size`` parts."""
-    from .concurrency import run_parallel  # gevent: imported on first use, see __init__
+def upload_parts(ctx: CallContext, bucket: str, key: str, params: Mapping[str, Any], body: Parts,
+                 part_size: int, progress: Progress) -> tuple[Mapping[str, Any], int]:
+    """Store ``body`` at bucket/key in parts of ``part_size``.
 
-    client, policy = settings.client, settings.policy
+    Returns the completion's answer and the number of bytes stored.
+    Raises ChecksumMismatch with ``stored=True`` when the completed object's ETag is not
+    the one its parts make: the damaged object then exists and must be removed.
+    """
     url = s3_url(bucket, key)
-    created = policy.call(lambda: client.create_multipart_upload(Bucket=bucket, Key=key, **params),
-                          what=f"upload {url}: start multipart upload")
+    created = ctx.request("create_multipart_upload", what=f"upload {url}: start multipart upload",
+                          Bucket=bucket, Key=key, **params)
     upload_id = created["UploadId"]
     sent: dict[int, SentPart] = {}
 
@@ -56,7 +59,7 @@ def upload_parts(settings: TransferSettings, bucket: str, key: str, params: Mapp
                     f"upload {url}: the stream needs more than {MAX_PARTS} parts of {part_size} "
                     f"bytes; set a larger part_size on the Connection"
                 )
-            yield functools.partial(_send_part, settings, bucket, key, upload_id, number, piece,
+            yield functools.partial(_send_part, ctx, bucket, key, upload_id, number, part_size, piece,
                                     functools.partial(body.recycle, part_size=part_size))
 
     def on_done(part: SentPart) -> None:
@@ -65,89 +68,87 @@ def upload_parts(settings: TransferSettings, bucket: str, key: str, params: Mapp
 
     expected = math.ceil(body.size / part_size) if body.size is not None else None
     try:
-        run_parallel(tasks(), settings.workers, settings.limiters(), on_done, expected)
+        ctx.parallel(tasks(), on_done, expected)
         if not sent:
             # A file that shrank to nothing after it was measured: S3 needs one part.
-            on_done(_send_part(settings, bucket, key, upload_id, 1, b"", lambda piece: None))
+            on_done(_send_part(ctx, bucket, key, upload_id, 1, part_size, b"", lambda piece: None))
         ordered = [sent[number] for number in sorted(sent)]
         expected_etag = multipart_etag(part.digest for part in ordered)
-        response = _complete(settings, bucket, key, upload_id, ordered, expected_etag)
+        response = _complete(ctx, bucket, key, upload_id, ordered, expected_etag)
     except BaseException:
-        _abort(settings, bucket, key, upload_id)
+        _abort(ctx.for_cleanup(), bucket, key, upload_id)
         raise
     etag = strip_etag(response.get("ETag"))
-    if (settings.verify_etag and etag is not None and multipart_etag_checkable(etag, params, response)
+    if (ctx.verify_etag and etag is not None and multipart_etag_checkable(etag, params, response)
             and etag.lower() != expected_etag):
         raise ChecksumMismatch(
             f"the server's ETag {etag} is not {expected_etag}, the ETag of the parts sent",
-            stored=True, version_id=response.get("VersionId"),
+            stored=True, version_id=response.get("VersionId"), etag=etag,
         )
-    return Key(bucket, key, size=sum(part.size for part in ordered), etag=etag,
-               version_id=response.get("VersionId"))
+    return response, sum(part.size for part in ordered)
 
 
-def _send_part(settings: TransferSettings, bucket: str, key: str, upload_id: str, number: int,
+def _send_part(ctx: CallContext, bucket: str, key: str, upload_id: str, number: int, part_size: int,
                piece: Union[bytes, bytearray], recycle: Callable[[Any], None]) -> SentPart:
-    from .concurrency import off_hub
-
-    md5 = off_hub(hashlib.md5, piece)
+    md5 = ctx.off_hub(hashlib.md5, piece)
     md5_hex = md5.hexdigest()
     content_md5 = base64.b64encode(md5.digest()).decode("ascii")
+    span = ByteRange((number - 1) * part_size, (number - 1) * part_size + len(piece))
 
     def attempt() -> str:
-        response = settings.client.upload_part(
-            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=piece, ContentMD5=content_md5
-        )
+        response = ctx.send("upload_part", Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                            Body=piece, ContentMD5=content_md5)
         etag = response.get("ETag")
-        if settings.verify_etag:
+        if ctx.verify_etag:
             verify_upload_etag(md5_hex, strip_etag(etag), response, whole_object=False)
-        return etag
+        return etag  # type: ignore[no-any-return]
 
-    etag = settings.policy.call(attempt, what=f"upload part {number} of {s3_url(bucket, key)}")
-    size = len(piece)
+    detail = f"part {number} (bytes {span.start}-{max(span.start, span.end - 1)})"
+    try:
+        etag = ctx.retrying(attempt, what=f"upload {detail} of {s3_url(bucket, key)}")
+    except Exception as exc:
+        raise translate(exc, UploadException, "upload", bucket, key, detail=detail) from exc
     recycle(piece)  # confirmed: its buffer can take the next part
-    return SentPart(number, etag, md5.digest(), size)
+    return SentPart(number, etag, md5.digest(), len(piece))
 
 
-def _complete(settings: TransferSettings, bucket: str, key: str, upload_id: str,
+def _complete(ctx: CallContext, bucket: str, key: str, upload_id: str,
               parts: list[SentPart], expected_etag: str) -> Mapping[str, Any]:
-    client = settings.client
     request = {"Parts": [{"ETag": part.etag, "PartNumber": part.number} for part in parts]}
     attempts = [0]
 
     def attempt() -> Mapping[str, Any]:
         attempts[0] += 1
         try:
-            response = client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload=request
-            )
+            response = ctx.send("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id,
+                                MultipartUpload=request)
             if not response.get("ETag"):
                 # Whatever the store did, it did not confirm this object: ask again.
                 raise ChecksumMismatch("the answer to CompleteMultipartUpload carried no ETag")
-            return response
+            return response  # type: ignore[no-any-return]
         except Exception as exc:
             # The answer to an earlier attempt may have been lost after S3 completed the
             # upload; the upload is then gone, and the object tells whether it is ours.
             if attempts[0] > 1 and error_code(exc) == "NoSuchUpload":
-                head = client.head_object(Bucket=bucket, Key=key)
+                head = ctx.send("head_object", Bucket=bucket, Key=key)
                 if strip_etag(head.get("ETag")) == expected_etag:
-                    return head
+                    return head  # type: ignore[no-any-return]
             raise
 
-    return settings.policy.call(attempt, what=f"upload {s3_url(bucket, key)}: complete multipart upload")
+    return ctx.retrying(attempt, what=f"upload {s3_url(bucket, key)}: complete multipart upload")
 
 
-def _abort(settings: TransferSettings, bucket: str, key: str, upload_id: str) -> None:
+def _abort(ctx: CallContext, bucket: str, key: str, upload_id: str) -> None:
     """Abort the upload; a failure to do so is logged, never raised over the first error."""
     def attempt() -> None:
         try:
-            settings.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            ctx.send("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
         except Exception as exc:
             if error_code(exc) != "NoSuchUpload":  # already gone: nothing left behind
                 raise
 
     try:
-        settings.policy.call(attempt, what=f"upload {s3_url(bucket, key)}: abort multipart upload")
+        ctx.retrying(attempt, what=f"upload {s3_url(bucket, key)}: abort multipart upload")
     except Exception as exc:
         logger.warning("upload %s: could not abort multipart upload %s; its parts stay stored until "
                        "aborted: %s", s3_url(bucket, key), upload_id, describe(exc))

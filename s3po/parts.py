@@ -1,4 +1,4 @@
-"""Large objects: the settings a transfer runs with, part sizes, byte ranges, multipart ETags."""
+"""Large objects: part sizes, byte ranges, Content-Range, multipart ETags."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
-
-from .retry import RetryPolicy
+from typing import Iterable, Optional
 
 __all__ = [
     "ByteRange",
-    "TransferSettings",
     "DEFAULT_PART_SIZE",
     "MAX_OBJECT_SIZE",
     "MAX_PARTS",
@@ -38,18 +35,6 @@ DEFAULT_PART_SIZE = 8 * MiB
 
 _MULTIPART_ETAG = re.compile(r"^[0-9a-f]{32}-([0-9]+)$")
 _CONTENT_RANGE = re.compile(r"^bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)$")
-
-
-@dataclass(frozen=True)
-class TransferSettings:
-    """What one large upload or download runs with, taken from its Connection and call."""
-
-    client: Any
-    policy: RetryPolicy
-    workers: int
-    limiters: Callable[[], Any]  # the Connection's concurrency.Limiters, made on first use
-    part_size: Optional[int]
-    verify_etag: bool
 
 
 def choose_part_size(size: Optional[int], configured: Optional[int]) -> int:

@@ -12,13 +12,12 @@ import functools
 import logging
 import random
 import socket
-import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, TypeVar
 
 from .errors import ChecksumMismatch, describe, error_code, http_status
 
-__all__ = ["RetryPolicy", "is_transient", "transient_exceptions"]
+__all__ = ["Budget", "RetryPolicy", "SharedBudget", "is_transient", "transient_exceptions"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,10 +46,34 @@ def transient_exceptions() -> tuple[type[BaseException], ...]:
     )
 
 
-def _is_tls_failure(exc: BaseException) -> bool:
-    from botocore.exceptions import SSLError
+def _certificate_refused(exc: BaseException) -> bool:
+    """True when a TLS failure is the server's certificate being refused.
 
-    return isinstance(exc, SSLError)
+    botocore's standard retry mode retries every TLS error (its SSLError is a
+    ConnectionError), so s3po does too, as an EOF in the middle of a handshake is as
+    transient as a reset. A certificate that does not verify never will, though: that
+    one fails at once.
+    """
+    import ssl
+
+    seen: set[int] = set()
+    pending: list[Optional[BaseException]] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        text = str(current)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            return True
+        wrapped = getattr(current, "kwargs", None)
+        pending += [current.__cause__, current.__context__]
+        if isinstance(wrapped, dict) and isinstance(wrapped.get("error"), BaseException):
+            pending.append(wrapped["error"])
+    return False
+
 
 # S3 error codes that mean "try again": throttling, server trouble, a body damaged in
 # transit (BadDigest: the Content-MD5 we sent did not match what arrived).
@@ -75,14 +98,47 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` is worth another attempt."""
-    if _is_tls_failure(exc):
-        # A failed TLS handshake is almost always a certificate or protocol problem
-        # that no amount of retrying fixes.
-        return False
     code, status = error_code(exc), http_status(exc)
     if code is not None or status is not None:
         return code in TRANSIENT_CODES or status in TRANSIENT_STATUSES
-    return isinstance(exc, transient_exceptions())
+    return isinstance(exc, transient_exceptions()) and not _certificate_refused(exc)
+
+
+class Budget:
+    """Retries already spent on one piece of work, across every loop that retries it.
+
+    A range fetched again because the whole object failed its check spends a retry
+    of its own budget, so the inner and outer loops together never exceed
+    ``retries`` + 1 requests for any byte.
+    """
+
+    def __init__(self, used: int = 0) -> None:
+        self.used = used
+
+    def spend(self) -> int:
+        self.used += 1
+        return self.used
+
+
+class SharedBudget(Budget):
+    """The budget of a retry of several pieces at once: each of them spends one."""
+
+    def __init__(self, budgets: list[Budget]) -> None:
+        super().__init__()
+        self._budgets = budgets
+
+    @property  # type: ignore[override]
+    def used(self) -> int:
+        return max((budget.used for budget in self._budgets), default=0)
+
+    @used.setter
+    def used(self, value: int) -> None:
+        pass  # derived from the pieces' own budgets
+
+    def spend(self) -> int:
+        for budget in self._budgets:
+            budget.spend()
+        return self.used
 
 
 @dataclass(frozen=True)
@@ -92,21 +148,23 @@ class RetryPolicy:
     The delay before retry ``n`` (1-based) is drawn uniformly from
     ``[0, min(backoff_cap_s, backoff_base_s * 2 ** (n - 1))]``: exponential backoff with
     full jitter, which spreads out clients that failed together. ``sleep`` and
-    ``random`` are injectable so tests never really wait.
+    ``random`` are injectable so tests never really wait; by default the sleep is the
+    one that fits the program when the retry happens (gevent's once it has patched),
+    and it ends early when the call is cancelled.
     """
 
     retries: int = 3
     backoff_base_s: float = 0.1
     backoff_cap_s: float = 20.0
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+    sleep: Optional[Callable[[float], None]] = field(default=None, compare=False, repr=False)
     random: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_retries(self.retries)
-        if not isinstance(self.backoff_base_s, (int, float)) or self.backoff_base_s < 0:
-            raise ValueError(f"backoff_base must be a number >= 0, not {self.backoff_base_s!r}")
-        if not isinstance(self.backoff_cap_s, (int, float)) or self.backoff_cap_s < 0:
-            raise ValueError(f"backoff_cap must be a number >= 0, not {self.backoff_cap_s!r}")
+        for name in ("backoff_base_s", "backoff_cap_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
 
     @property
     def attempts(self) -> int:
@@ -129,24 +187,29 @@ class RetryPolicy:
         *,
         what: str,
         on_retry: Optional[Callable[[], None]] = None,
-        retries_used: int = 0,
+        budget: Optional[Budget] = None,
+        retryable: Callable[[BaseException], bool] = is_transient,
+        sleep: Optional[Callable[[float], None]] = None,
     ) -> T:
         """Run ``attempt`` until it succeeds, fails for good, or the retries run out.
 
-        ``what`` names the call in the log ("upload s3://b/k"). ``on_retry`` runs before
-        each new attempt, to rewind a body or a destination. ``retries_used`` counts
-        retries already spent on the same bytes (a range fetched again), so that they
-        are never granted twice. The last error is raised as it is; the caller
-        translates it.
+        The one retry loop of s3po: every request, part, range and resume goes through
+        it. ``what`` names the work in the log ("upload s3://b/k"). ``on_retry`` runs
+        before each new attempt, to rewind a body or a destination. ``budget`` counts
+        retries already spent on the same bytes by another loop, so that they are never
+        granted twice. ``sleep`` (the call's, which a cancellation cuts short) is used
+        unless the policy carries its own. The last error is raised as it is; the
+        caller translates it.
         """
-        retry_number = retries_used
+        budget = budget if budget is not None else Budget()
+        wait_for = self.sleep or sleep or _current_sleep
         while True:
             try:
                 return attempt()
             except BaseException as exc:
-                if not is_transient(exc) or retry_number >= self.retries:
+                if budget.used >= self.retries or not retryable(exc):
                     raise
-                retry_number += 1
+                retry_number = budget.spend()
                 wait = self.delay(retry_number)
                 logger.warning(
                     "%s: attempt %d of %d failed (%s); retrying in %.2f s",
@@ -156,9 +219,16 @@ class RetryPolicy:
                     describe(exc),
                     wait,
                 )
-                self.sleep(wait)
+                wait_for(wait)
                 if on_retry is not None:
                     on_retry()
+
+
+def _current_sleep(seconds: float) -> None:
+    # Looked up at each call: a program may patch after importing s3po.
+    from .runtime import current
+
+    current().sleep(seconds)
 
 
 def check_retries(retries: object) -> None:

@@ -1,8 +1,9 @@
-"""``Connection.open``: a read-only stream of one object.
+"""``Connection.open``: a read-only stream of one object version.
 
-A small object streams from one GET that resumes where it broke. A large one (larger
-than the first range asked for) is fetched ahead as concurrent ranges, a bounded
-window of them, and handed out in order.
+A small object streams from its first GET and resumes where it broke. A large one
+(larger than the first range asked for) is fetched ahead as concurrent ranges, a
+bounded window of them, and handed out in order. Both use the download engine's
+pieces (ranged.py) and the one retry loop; both check the content at the end.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ import bisect
 import functools
 import io
 import logging
-import threading
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from .compression import CHUNK, CorruptBody, Decoder, codec_of
-from .errors import ChecksumMismatch, DownloadException, describe, s3_url, translate
+from .context import CallContext
+from .errors import ChecksumMismatch, DownloadException, S3POException, s3_url, translate
 from .integrity import BodyCheck
-from .parts import ByteRange, TransferSettings, parse_content_range
-from .ranged import FetchedRange, fetch_range, get_first, plan_ranges, whole_object
+from .parts import ByteRange, parse_content_range
+from .ranged import FetchedRange, VersionChanged, changed, fetch_range, get_first, learn_layout, plan_ranges, whole_object
 from .records import Key, from_head, strip_etag
-from .retry import RetryPolicy, is_transient
+from .retry import Budget
 
 __all__ = ["ObjectStream", "open_stream"]
 
@@ -33,21 +34,23 @@ class ObjectStream(io.BufferedReader):
     info: Key
 
 
-def open_stream(settings: TransferSettings, bucket: str, key: str, decompress: bool, chunk: int) -> ObjectStream:
-    """Send the first GET (retried like any call) and wrap its body in a stream."""
-    client, policy = settings.client, settings.policy
-    what = f"open {s3_url(bucket, key)}"
-    try:
-        response = policy.call(lambda: get_first(client, bucket, key, ByteRange(0, chunk)), what=what)
-    except Exception as exc:
-        raise translate(exc, DownloadException, "open", bucket, key) from exc
+def open_stream(ctx: CallContext, bucket: str, key: str, decompress: bool, chunk: int) -> ObjectStream:
+    """Send the first GET (retried like any request) and wrap its body in a stream."""
+    response = ctx.retrying(lambda: get_first(ctx, bucket, key, ByteRange(0, chunk)),
+                            what=f"open {s3_url(bucket, key)}")
     info = dict(response)
-    answered = parse_content_range(response.get("ContentRange"))
-    if whole_object(response) or answered is None or answered.total is None:
-        raw: io.RawIOBase = _ResumingReader(client, bucket, key, policy, response)
-    else:
-        info["ContentLength"] = answered.total
-        raw = _PrefetchingReader(settings, bucket, key, response, answered.total, chunk)
+    try:
+        answered = parse_content_range(response.get("ContentRange"))
+        if whole_object(response) or answered is None or answered.total is None:
+            size = response.get("ContentLength") or 0
+            check = BodyCheck(response.get("ContentLength"), learn_layout(ctx, bucket, key, response, size))
+            raw: io.RawIOBase = _ResumingReader(ctx, bucket, key, response, check)
+        else:
+            info["ContentLength"] = answered.total
+            raw = _PrefetchingReader(ctx.detached(), bucket, key, response, answered.total, chunk)
+    except BaseException:
+        response["Body"].close()
+        raise
     codec = codec_of(response.get("ContentEncoding")) if decompress else None
     if codec:
         raw = _DecodingReader(raw, codec, bucket, key)
@@ -56,27 +59,35 @@ def open_stream(settings: TransferSettings, bucket: str, key: str, decompress: b
     return stream
 
 
-class _ResumingReader(io.RawIOBase):
-    """The raw bytes of one object version.
+def _read_error(exc: BaseException, bucket: str, key: str) -> S3POException:
+    if isinstance(exc, S3POException):
+        return exc
+    if changed(exc):
+        return DownloadException(
+            f"read {s3_url(bucket, key)} failed: the object changed while it was being read",
+            bucket=bucket, key=key, code="PreconditionFailed", operation="read")
+    return translate(exc, DownloadException, "read", bucket, key)
 
-    When the connection breaks mid-body, it asks again with ``Range`` from the current
-    offset and ``If-Match`` on the ETag, so a resume can never splice two versions
-    together. Each resume spends one of the call's retries. Size and MD5 are verified
-    when the body ends.
+
+class _ResumingReader(io.RawIOBase):
+    """The raw bytes of one object version, from one GET that resumes where it broke.
+
+    A resume asks with ``Range`` from the current offset and ``If-Match`` on the ETag
+    (and compares the answer's ETag), so a resume can never splice two versions
+    together. Each resume spends one of the call's retries. Size and content are
+    verified when the body ends.
     """
 
-    def __init__(self, client: Any, bucket: str, key: str, policy: RetryPolicy, response: Any) -> None:
+    def __init__(self, ctx: CallContext, bucket: str, key: str, response: Any, check: BodyCheck) -> None:
         super().__init__()
-        self._client = client
+        self._ctx = ctx
         self._bucket = bucket
         self._key = key
-        self._policy = policy
-        self._body = response["Body"]
+        self._body: Optional[Any] = response["Body"]
         self._etag_header = response.get("ETag")
-        self._size = response.get("ContentLength")
-        self._check = BodyCheck(strip_etag(self._etag_header), self._size, response)
+        self._check = check
         self._offset = 0
-        self._retries_used = 0
+        self._budget = Budget()
         self._ended = False
 
     def readable(self) -> bool:
@@ -85,14 +96,23 @@ class _ResumingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         if self._ended or len(buffer) == 0:
             return 0
-        while True:
+        want = min(len(buffer), CHUNK)
+
+        def attempt() -> bytes:
+            if self._body is None:
+                self._resume()
+            assert self._body is not None
             try:
-                chunk = self._body.read(min(len(buffer), CHUNK))
-                break
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise translate(exc, DownloadException, "read", self._bucket, self._key) from exc
-                self._resume(exc)
+                return self._body.read(want)  # type: ignore[no-any-return]
+            except BaseException:
+                self._close_body()
+                raise
+
+        try:
+            chunk = self._ctx.retrying(attempt, what=f"read {s3_url(self._bucket, self._key)} at byte {self._offset}",
+                                       budget=self._budget)
+        except Exception as exc:
+            raise _read_error(exc, self._bucket, self._key) from exc
         if not chunk:
             self._end()
             return 0
@@ -101,47 +121,25 @@ class _ResumingReader(io.RawIOBase):
         buffer[: len(chunk)] = chunk
         return len(chunk)
 
-    def _resume(self, cause: BaseException) -> None:
-        while True:
-            if self._retries_used >= self._policy.retries:
-                raise translate(cause, DownloadException, "read", self._bucket, self._key) from cause
-            self._retries_used += 1
-            wait = self._policy.delay(self._retries_used)
-            logger.warning(
-                "read %s: stream broke at byte %d (%s); resuming, attempt %d of %d, in %.2f s",
-                s3_url(self._bucket, self._key),
-                self._offset,
-                describe(cause),
-                self._retries_used + 1,
-                self._policy.attempts,
-                wait,
-            )
-            self._policy.sleep(wait)
-            self._close_body()
-            try:
-                response = self._client.get_object(
-                    Bucket=self._bucket,
-                    Key=self._key,
-                    Range=f"bytes={self._offset}-",
-                    IfMatch=self._etag_header,
-                )
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise translate(exc, DownloadException, "read", self._bucket, self._key) from exc
-                cause = exc
-                continue
-            content_range = response.get("ContentRange") or ""
-            if not content_range.startswith(f"bytes {self._offset}-"):
-                # A server that ignored Range sent the object from its start: reading on
-                # would splice the beginning in after the bytes already handed out.
-                response["Body"].close()
-                raise DownloadException(
-                    f"read {s3_url(self._bucket, self._key)} failed: asked to resume at byte "
-                    f"{self._offset} but the server answered {content_range or 'without a range'}",
-                    bucket=self._bucket, key=self._key, operation="read",
-                ) from cause
-            self._body = response["Body"]
-            return
+    def _resume(self) -> None:
+        if_match = {"IfMatch": self._etag_header} if self._etag_header else {}
+        response = self._ctx.send("get_object", Bucket=self._bucket, Key=self._key,
+                                  Range=f"bytes={self._offset}-", **if_match)
+        content_range = response.get("ContentRange") or ""
+        problem = None
+        if strip_etag(response.get("ETag")) != strip_etag(self._etag_header):
+            problem = VersionChanged(f"asked for ETag {self._etag_header}, the answer has {response.get('ETag')}")
+        elif not content_range.startswith(f"bytes {self._offset}-"):
+            # A server that ignored Range sent the object from its start: reading on
+            # would splice the beginning in after the bytes already handed out.
+            problem = DownloadException(
+                f"read {s3_url(self._bucket, self._key)} failed: asked to resume at byte "
+                f"{self._offset} but the server answered {content_range or 'without a range'}",
+                bucket=self._bucket, key=self._key, operation="read")
+        if problem is not None:
+            response["Body"].close()
+            raise problem
+        self._body = response["Body"]
 
     def _end(self) -> None:
         self._ended = True
@@ -152,8 +150,11 @@ class _ResumingReader(io.RawIOBase):
             raise translate(exc, DownloadException, "read", self._bucket, self._key) from exc
 
     def _close_body(self) -> None:
+        body, self._body = self._body, None
+        if body is None:
+            return
         try:
-            self._body.close()
+            body.close()
         except Exception:  # closing a broken connection may itself fail; it is gone either way
             pass
 
@@ -213,7 +214,6 @@ class _Slot:
         self.span = span
         self.buffer: Optional[bytearray] = None
         self.ready = ready  # an Event of the program's concurrency mode
-        self.error: Optional[BaseException] = None
 
 
 class _PrefetchingReader(io.RawIOBase):
@@ -221,66 +221,37 @@ class _PrefetchingReader(io.RawIOBase):
 
     At most ``workers`` + 1 ranges are held at once (fetched or being fetched), so
     memory stays bounded whatever the object's size and however slowly it is read.
-    Each range is pinned to the first response's ETag and retried on its own; the
-    content is verified against the ETag as in a ranged download, and a mismatch
-    raises when the stream reaches its end. A stream cannot take back bytes it handed
-    out, so an object that changes meanwhile raises rather than starting again.
+    A range waiting for room in the window holds no connection slot, so idle streams
+    never starve other calls. Each range is pinned to the first response's ETag and
+    retried on its own; the content is verified as in a ranged download, and a
+    mismatch raises when the stream reaches its end. A stream cannot take back bytes
+    it handed out, so an object that changes meanwhile raises rather than restarting.
     """
 
-    def __init__(self, settings: TransferSettings, bucket: str, key: str, first: Mapping[str, Any],
+    def __init__(self, ctx: CallContext, bucket: str, key: str, first: Mapping[str, Any],
                  total: int, chunk: int) -> None:
         super().__init__()
-        from .concurrency import sockets_are_patched
-
+        self._ctx = ctx
         self._bucket = bucket
         self._key = key
-        self._patched = sockets_are_patched()
-        plan = plan_ranges(settings, bucket, key, first, total, chunk)
-        self._slots = [_Slot(span, self._event()) for span in plan.ranges]
+        runtime = ctx.runtime
+        plan = plan_ranges(ctx, bucket, key, first, total, chunk)
+        self._slots = [_Slot(span, runtime.event()) for span in plan.ranges]
         self._starts = [slot.span.start for slot in self._slots]
-        self._window = self._semaphore(settings.workers + 1)
+        # Unbounded: close() releases it once per range to wake a fetcher waiting for room.
+        self._window = runtime.semaphore(ctx.workers + 1, bounded=False)
         self._verifier = plan.verifier(self)
         self._index = 0
         self._position = 0  # within the current slot
         self._stopped = False
-        self._finished = self._event()
+        self._finished = runtime.event()
         self._failure: Optional[BaseException] = None
-        get = functools.partial(fetch_range, settings, bucket, key, first.get("ETag"), total, self,
-                                plan.hashing)
-        used = {slot.span.start: 0 for slot in self._slots}
-        self._runner = self._start(lambda: self._fetch_all(settings, get, first, used, strip_etag(first.get("ETag"))))
-
-    # -- the concurrency mode's primitives ------------------------------------------
-
-    def _event(self) -> Any:
-        if self._patched:
-            import gevent.event
-
-            return gevent.event.Event()
-        return threading.Event()
-
-    def _semaphore(self, size: int) -> Any:
-        if self._patched:
-            import gevent.lock
-
-            return gevent.lock.Semaphore(size)
-        return threading.Semaphore(size)
-
-    def _start(self, work: Callable[[], None]) -> Any:
-        if self._patched:
-            import gevent
-
-            return gevent.spawn(work)
-        thread = threading.Thread(target=work, name="s3po-read-ahead", daemon=True)
-        thread.start()
-        return thread
+        get = functools.partial(fetch_range, ctx, bucket, key, first.get("ETag"), total, self, plan.hashing)
+        self._runner = runtime.spawn(lambda: self._fetch_all(get, first), "s3po-read-ahead")
 
     # -- fetching, in the background ---------------------------------------------------
 
-    def _fetch_all(self, settings: TransferSettings, get: Callable[..., FetchedRange],
-                   first: Mapping[str, Any], used: dict[int, int], etag: Optional[str]) -> None:
-        from .concurrency import run_parallel
-
+    def _fetch_all(self, get: Callable[..., FetchedRange], first: Mapping[str, Any]) -> None:
         preopened: Optional[Mapping[str, Any]] = first
 
         def tasks() -> Iterator[Callable[[], FetchedRange]]:
@@ -291,15 +262,15 @@ class _PrefetchingReader(io.RawIOBase):
                     return
                 slot.buffer = bytearray(slot.span.size)
                 opened, preopened = preopened, None
-                yield functools.partial(get, slot.span, opened, used)
+                yield functools.partial(get, slot.span, opened, Budget())
 
         def on_done(done: FetchedRange) -> None:
             self._verifier.add(done)  # before the reader may see, and free, the range
             self._slot_at(done.span.start).ready.set()
 
         try:
-            run_parallel(tasks(), settings.workers, settings.limiters(), on_done, len(self._slots))
-            self._verifier.verify(etag)
+            self._ctx.parallel(tasks(), on_done, len(self._slots))
+            self._verifier.verify()
         except BaseException as exc:  # handed to the reader, which raises it in its own thread
             self._failure = exc
         finally:
@@ -317,7 +288,7 @@ class _PrefetchingReader(io.RawIOBase):
     def _slot_at(self, offset: int) -> _Slot:
         return self._slots[bisect.bisect_right(self._starts, offset) - 1]
 
-    def write_at(self, offset: int, data: bytes) -> None:
+    def write_at(self, offset: int, data: Any) -> None:
         slot = self._slot_at(offset)
         start = offset - slot.span.start
         assert slot.buffer is not None
@@ -365,17 +336,15 @@ class _PrefetchingReader(io.RawIOBase):
         failure = self._failure or DownloadException(
             f"read {s3_url(self._bucket, self._key)} failed: the read-ahead stopped",
             bucket=self._bucket, key=self._key, operation="read")
-        if isinstance(failure, DownloadException):
+        if isinstance(failure, S3POException):
             raise failure
-        raise translate(failure, DownloadException, "read", self._bucket, self._key) from failure
+        raise _read_error(failure, self._bucket, self._key) from failure
 
     def close(self) -> None:
         if not self.closed:
             self._stopped = True
+            self._ctx.cancellation.cancel()
             for _ in self._slots:
                 self._window.release()  # wakes the fetcher if it waits for room
-            if self._patched:
-                self._runner.kill(block=True)
-            else:
-                self._runner.join()
+            self._ctx.runtime.stop([self._runner])
         super().close()

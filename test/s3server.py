@@ -1,13 +1,13 @@
 """The test environment for moto's standalone server: fake credentials, no developer config.
 
-The server itself is s3po.localserver.MotoServer, which `make demo` uses too.
+The server itself is s3po.testing.server.MotoServer, which `make demo` uses too.
 """
 
 from __future__ import annotations
 
 import os
 
-from s3po.localserver import HOST, MotoServer, free_port
+from s3po.testing.server import HOST, MotoServer, free_port
 
 __all__ = ["FAKE_AWS_ENVIRONMENT", "MotoServer", "free_port", "isolated_aws_environment",
            "isolated_moto_server"]

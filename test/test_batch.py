@@ -38,7 +38,7 @@ def test_every_operation_is_offered(conn, tmp_path):
         assert batch.exists(BUCKET, "a").get() is True
         batch.delete(BUCKET, "a").get()
         assert batch.delete_many(BUCKET, ["b"]).get() == 1
-        assert batch.delete_prefix(BUCKET, "").get() == 1
+        assert batch.delete_prefix(BUCKET, "", whole_bucket=True).get() == 1
     assert (tmp_path / "g").read_text() == "file"
 
 

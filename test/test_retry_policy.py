@@ -1,6 +1,7 @@
 """The retry policy as a value: delays, counts, what counts as transient. No network."""
 
 import logging
+import ssl
 
 import pytest
 from botocore.exceptions import (
@@ -53,7 +54,12 @@ class FakeClock:
     (ChecksumMismatch("md5"), True),
     (ConnectionResetError(), True),
     (TimeoutError(), True),
-    (SSLError(endpoint_url="https://x", error="bad cert"), False),
+    # botocore's standard mode retries TLS failures: an EOF mid-handshake is transient,
+    # a certificate that does not verify is not.
+    (SSLError(endpoint_url="https://x", error="EOF occurred in violation of protocol"), True),
+    (SSLError(endpoint_url="https://x", error="[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"),
+     False),
+    (SSLError(endpoint_url="https://x", error=ssl.SSLCertVerificationError(1, "self-signed")), False),
     (ValueError("bug"), False),
     (KeyError("bug"), False),
 ])

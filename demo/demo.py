@@ -13,7 +13,7 @@ import tempfile
 import time
 
 import s3po
-from s3po.localserver import MotoServer
+from s3po.testing.server import MotoServer
 
 BUCKET = "s3po-demo"
 
@@ -60,7 +60,7 @@ def run(endpoint_url: str) -> None:
         print(f"downloaded and verified all three; first streamed line: {first.decode().strip()!r}")
 
     bulk_job(conn)
-    removed = conn.delete_prefix(BUCKET, "")
+    removed = conn.delete_prefix(BUCKET, "", whole_bucket=True)
     print(f"deleted {removed} objects; done")
 
 

@@ -1,0 +1,96 @@
+"""Downloads: into memory, into a caller's file object, or into a file at a path.
+
+All three run the one engine (ranged.fetch) into a sink, and hand the bytes over only
+once they verified: memory is returned, a file object is written once, a file is
+renamed into place. Objects stored with Content-Encoding gzip or deflate are decoded
+after the fetch, unless the caller asked for the stored bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from typing import Any, BinaryIO, Optional
+
+from .atomicfile import AtomicFile
+from .compression import CHUNK, codec_of, decode_into
+from .context import CallContext
+from .progress import Progress
+from .ranged import Fetched, fetch
+from .sinks import FileSink, MemorySink, Sink, SpoolSink, naming
+
+__all__ = ["to_file", "to_fileobj", "to_memory"]
+
+
+def _fetch(ctx: CallContext, bucket: str, key: str, sink: Sink, progress: Progress) -> Fetched:
+    return fetch(ctx, bucket, key, sink, ctx.chunk, progress)
+
+
+def _codec(fetched: Fetched, decompress: bool) -> Optional[str]:
+    return codec_of(fetched.content_encoding) if decompress else None
+
+
+def to_memory(ctx: CallContext, bucket: str, key: str, *, decompress: bool, progress: Progress) -> bytes:
+    sink = MemorySink()
+    fetched = _fetch(ctx, bucket, key, sink, progress)
+    data = bytes(sink.buffer)  # the one copy; BytesIO over bytes shares them
+    sink.buffer = bytearray()
+    codec = _codec(fetched, decompress)
+    if codec is not None:
+        decoded = io.BytesIO()
+        decode_into(io.BytesIO(data).read, decoded.write, codec)
+        data = decoded.getvalue()
+    progress.finish()
+    return data
+
+
+def to_fileobj(ctx: CallContext, bucket: str, key: str, fobj: BinaryIO, *, decompress: bool,
+               progress: Progress) -> None:
+    """Write the object into ``fobj`` once it verified; a failure leaves ``fobj`` untouched."""
+    sink = SpoolSink()
+    try:
+        fetched = _fetch(ctx, bucket, key, sink, progress)
+        codec = _codec(fetched, decompress)
+        source = sink.reader()
+        if codec is not None:
+            # Decoded into a second spool first: a body that does not decode must not
+            # leave half its bytes in the caller's file.
+            decoded = SpooledCopy()
+            decode_into(source.read, decoded.write, codec)
+            source = decoded.reader()
+        with naming(getattr(fobj, "name", None) or repr(fobj)):
+            shutil.copyfileobj(source, fobj, CHUNK * 4)
+    finally:
+        sink.close()
+    progress.finish()
+
+
+class SpooledCopy:
+    """Bytes written in order, kept in memory up to a few MiB, then on disk."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, prefix="s3po-")
+
+    def write(self, data: Any) -> None:
+        self._spool.write(data)
+
+    def reader(self) -> Any:
+        self._spool.seek(0)
+        return self._spool
+
+
+def to_file(ctx: CallContext, bucket: str, key: str, path: str, *, decompress: bool,
+            progress: Progress) -> None:
+    """Download into ``path`` atomically (see AtomicFile)."""
+    with AtomicFile(path) as target:
+        fetched = _fetch(ctx, bucket, key, FileSink(target.file.fileno(), path), progress)
+        codec = _codec(fetched, decompress)
+        if codec is not None:
+            stored = target.file
+            stored.seek(0)
+            decoded = target.replacement()
+            with naming(path):
+                decode_into(stored.read, decoded.write, codec)
+    progress.finish()

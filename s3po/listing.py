@@ -1,0 +1,53 @@
+"""Listing: key names, Key records, and keys told apart from common prefixes, lazily."""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any, Iterator, Mapping, Optional, Union
+
+from .context import CallContext
+from .errors import s3_url
+from .records import Key, Prefix, from_listing
+
+__all__ = ["entries", "names", "objects", "pages"]
+
+
+def pages(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[Mapping[str, Any]]:
+    """ListObjectsV2 pages, each fetched (and retried) only when the previous one is used."""
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    if delimiter is not None:
+        request["Delimiter"] = delimiter
+    while True:
+        page = ctx.request("list_objects_v2", what=f"list {s3_url(bucket, prefix)}", **request)
+        yield page
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated") or not token:
+            return
+        request["ContinuationToken"] = token
+
+
+def entries(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[Union[Key, Prefix]]:
+    """Key records and, with a delimiter, Prefix records, merged in S3's order (UTF-8 bytes)."""
+    for page in pages(ctx, bucket, prefix, delimiter):
+        keys = [from_listing(bucket, entry) for entry in page.get("Contents", ())]
+        found = [Prefix(bucket, entry["Prefix"]) for entry in page.get("CommonPrefixes", ())]
+        if not found:
+            yield from keys
+            continue
+        yield from heapq.merge(keys, found, key=_utf8_name)
+
+
+def names(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[str]:
+    for entry in entries(ctx, bucket, prefix, delimiter):
+        yield entry.key if isinstance(entry, Key) else entry.prefix
+
+
+def objects(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[Key]:
+    for entry in entries(ctx, bucket, prefix, delimiter):
+        if isinstance(entry, Key):
+            yield entry
+
+
+def _utf8_name(entry: Union[Key, Prefix]) -> bytes:
+    name = entry.key if isinstance(entry, Key) else entry.prefix
+    return name.encode("utf-8", "surrogatepass")

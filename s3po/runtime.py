@@ -1,0 +1,284 @@
+"""The one place that knows whether the program is gevent-patched, and hands out what fits.
+
+s3po never monkey-patches. A program that patched (``gevent.monkey.patch_all()``) runs
+on one native thread of greenlets: there s3po must sleep, lock and wait with gevent's
+primitives, or one wait would stop every greenlet at once. A program that did not
+patch gets native threads and threading's own primitives. The question is asked each
+time something is handed out, never at import: a program may import s3po, even make
+a Connection, and patch afterwards.
+
+Nothing here imports gevent unless the program is patched, which means it imported
+gevent already.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from typing import Any, Callable, Optional, Protocol, TypeVar
+
+from .errors import Cancelled
+
+__all__ = [
+    "Cancellation",
+    "NativeWorkers",
+    "Runtime",
+    "Task",
+    "current",
+    "native",
+    "patched",
+]
+
+R = TypeVar("R")
+
+# How often a waiter that can be cancelled looks whether it has been.
+POLL_S = 0.05
+
+
+def patched() -> bool:
+    """True when the program has monkey-patched ``socket`` (and so runs on greenlets)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("socket"))
+
+
+def _original(module: str, name: str) -> Any:
+    """``module.name`` as it was before any monkey-patching."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        return monkey.get_original(module, name)
+    return getattr(sys.modules[module], name)
+
+
+class Task(Protocol):
+    """Something started by ``Runtime.spawn``: a greenlet or a native thread."""
+
+    def join(self, timeout: Optional[float] = None) -> Any: ...
+
+
+class Runtime:
+    """Sleeping, locking, waiting and starting work, in one concurrency mode."""
+
+    patched: bool = False
+
+    def sleep(self, seconds: float) -> None:
+        raise NotImplementedError
+
+    def lock(self) -> Any:
+        raise NotImplementedError
+
+    def event(self) -> Any:
+        raise NotImplementedError
+
+    def semaphore(self, value: int, bounded: bool = True) -> Any:
+        raise NotImplementedError
+
+    def queue(self) -> Any:
+        raise NotImplementedError
+
+    def spawn(self, work: Callable[[], Any], name: str) -> Task:
+        raise NotImplementedError
+
+    def stop(self, tasks: list[Task]) -> None:
+        """Stop ``tasks`` as fast as the mode allows and wait until they have ended."""
+        raise NotImplementedError
+
+    def off_hub(self, work: Callable[..., R], *args: Any) -> R:
+        """Run CPU-heavy work that releases the GIL (hashing) without stalling other work."""
+        return work(*args)
+
+
+class _Native(Runtime):
+    """Native threads and threading's original primitives."""
+
+    patched = False
+
+    def sleep(self, seconds: float) -> None:
+        _original("time", "sleep")(seconds)
+
+    def lock(self) -> Any:
+        return _original("threading", "Lock")()
+
+    def event(self) -> Any:
+        return _original("threading", "Event")()
+
+    def semaphore(self, value: int, bounded: bool = True) -> Any:
+        return _original("threading", "BoundedSemaphore" if bounded else "Semaphore")(value)
+
+    def queue(self) -> Any:
+        return _original("queue", "SimpleQueue")()
+
+    def spawn(self, work: Callable[[], Any], name: str) -> Task:
+        thread = _original("threading", "Thread")(target=work, name=name, daemon=True)
+        thread.start()
+        return thread  # type: ignore[no-any-return]
+
+    def stop(self, tasks: list[Task]) -> None:
+        # A native thread cannot be interrupted: each one sees the cancellation at its
+        # next safe point (between reads, before a request) and ends there.
+        for task in tasks:
+            task.join()
+
+
+class _Green(Runtime):
+    """gevent's greenlets and primitives, for a patched program."""
+
+    patched = True
+
+    def sleep(self, seconds: float) -> None:
+        import gevent
+
+        gevent.sleep(seconds)
+
+    def lock(self) -> Any:
+        import gevent.lock
+
+        return gevent.lock.Semaphore(1)
+
+    def event(self) -> Any:
+        import gevent.event
+
+        return gevent.event.Event()
+
+    def semaphore(self, value: int, bounded: bool = True) -> Any:
+        import gevent.lock
+
+        return (gevent.lock.BoundedSemaphore if bounded else gevent.lock.Semaphore)(value)
+
+    def queue(self) -> Any:
+        import gevent.queue
+
+        return gevent.queue.Queue()
+
+    def spawn(self, work: Callable[[], Any], name: str) -> Task:
+        import gevent
+
+        return gevent.spawn(work)  # type: ignore[no-any-return]
+
+    def stop(self, tasks: list[Task]) -> None:
+        import gevent
+
+        gevent.killall(tasks, block=True)
+
+    def off_hub(self, work: Callable[..., R], *args: Any) -> R:
+        # Every greenlet shares one thread: hashing a part there would hold up all other
+        # I/O for its duration, on one core. The hub's native pool runs it beside them.
+        import gevent
+
+        return gevent.get_hub().threadpool.apply(work, args)  # type: ignore[no-any-return]
+
+
+_NATIVE = _Native()
+_GREEN = _Green()
+
+
+def current() -> Runtime:
+    """The runtime that fits the program as it is now."""
+    return _GREEN if patched() else _NATIVE
+
+
+def native() -> Runtime:
+    """Native threads, whatever the program did (for work that must not be a greenlet)."""
+    return _NATIVE
+
+
+class Cancellation:
+    """A flag that stops a call (or every call of a batch) at its next safe point.
+
+    Safe points are before each request, between reads of a body, between parts and
+    ranges, and during every backoff sleep, which the flag cuts short.
+    """
+
+    def __init__(self, runtime: Optional[Runtime] = None) -> None:
+        self._event = (runtime or current()).event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self._event.is_set())
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` (in the program's mode); raise Cancelled when cancelled meanwhile."""
+        if seconds > 0 and self._event.wait(seconds):
+            raise Cancelled("cancelled")
+        self.check()
+
+
+class NativeWorkers:
+    """Native threads that run one Connection's calls in a program that never patched.
+
+    Threads start on demand, at most ``size`` of them, are reused by every batch and
+    background call of the Connection, and end after ``idle_s`` without work, or when
+    the Connection closes. So a program making many batches never grows threads.
+    """
+
+    def __init__(self, size: int, name: str, idle_s: float = 30.0) -> None:
+        self._size = size
+        self._name = name
+        self._idle_s = idle_s
+        self._jobs: Any = _NATIVE.queue()
+        self._lock = _NATIVE.lock()
+        self._idle = 0
+        self._threads: set[Any] = set()
+        self._closed = False
+
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this Connection is closed")
+            if self._idle:
+                self._idle -= 1  # that thread will take this job
+            elif len(self._threads) < self._size:
+                thread = _original("threading", "Thread")(target=self._serve, name=self._name, daemon=True)
+                self._threads.add(thread)
+                thread.start()
+            # else: every thread is busy; the job waits for the first one free.
+        self._jobs.put(job)
+
+    def _serve(self) -> None:
+        current_thread = _original("threading", "current_thread")()
+        try:
+            while True:
+                try:
+                    job = self._jobs.get(timeout=self._idle_s)
+                except queue.Empty:
+                    with self._lock:
+                        if self._idle:  # still counted idle, so no job was promised to us
+                            self._idle -= 1
+                            return
+                    continue  # a job was promised to this thread: it is on its way
+                if job is None:
+                    return
+                try:
+                    job()  # jobs catch their own failures; this only keeps the count right
+                finally:
+                    del job  # nothing of it (a call's arguments, its handle) outlives it here
+                    with self._lock:
+                        self._idle += 1
+        finally:
+            with self._lock:
+                self._threads.discard(current_thread)
+
+    def close(self, timeout_s: Optional[float] = None) -> None:
+        """Let the threads finish their jobs and end; no job is taken after this."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._jobs.put(None)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,147 @@
+"""Where a download's bytes land, by offset, before anyone may see them.
+
+Ranges complete in any order and are written in place; the verifier reads them back
+to hash them in order. Nothing in a sink reaches the caller before the whole object
+verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from typing import Any, Iterator, Optional, Protocol
+
+__all__ = ["FileSink", "MemorySink", "Sink", "SpoolSink", "naming"]
+
+MiB = 1024 * 1024
+# A spool keeps objects up to this size in memory; larger ones go to a temporary file.
+SPOOL_IN_MEMORY = 8 * MiB
+
+# posix_fallocate fails with these where the filesystem cannot preallocate at all:
+# then the file is only sized, and a full disk shows up at the first write instead.
+_CANNOT_PREALLOCATE = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
+
+
+class Sink(Protocol):
+    """Where fetched ranges are written, by offset, and read back to be hashed."""
+
+    def allocate(self, size: int) -> None: ...
+
+    def write_at(self, offset: int, data: Any) -> None: ...
+
+    def read_at(self, offset: int, size: int) -> Any: ...
+
+
+class FileSink:
+    """Writes ranges in place into an open file, by offset (safe from many workers).
+
+    ``path`` is the file the caller asked for, named in errors instead of the
+    temporary file actually written.
+    """
+
+    def __init__(self, fd: int, path: str) -> None:
+        self.fd = fd
+        self.path = path
+
+    def allocate(self, size: int) -> None:
+        # Reserving the blocks up front fails at once on a full disk, before any range
+        # is fetched, and keeps the file in one piece.
+        try:
+            try:
+                os.posix_fallocate(self.fd, 0, max(size, 1))
+            except OSError as exc:
+                if exc.errno not in _CANNOT_PREALLOCATE:
+                    raise
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot make room for {size} bytes: {exc.strerror}", self.path) from exc
+
+    def write_at(self, offset: int, data: Any) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.pwrite(self.fd, view, offset)
+                view = view[written:]
+                offset += written
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, self.path) from exc
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+
+class MemorySink:
+    """Writes ranges in place into one preallocated buffer."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def allocate(self, size: int) -> None:
+        self.buffer = bytearray(size)
+
+    def write_at(self, offset: int, data: Any) -> None:
+        self.buffer[offset:offset + len(data)] = data
+
+    def read_at(self, offset: int, size: int) -> memoryview:
+        return memoryview(self.buffer)[offset:offset + size]
+
+
+class SpoolSink:
+    """A sink in memory for small objects and in a temporary file for large ones.
+
+    For downloads into a caller's file object: the bytes are kept here until they
+    verify, so a failed download leaves the caller's file exactly as it was.
+    """
+
+    def __init__(self) -> None:
+        self._inner: Any = MemorySink()
+        self._file: Optional[Any] = None
+        self.size = 0
+
+    def allocate(self, size: int) -> None:
+        self.close()
+        self.size = size
+        if size <= SPOOL_IN_MEMORY:
+            self._inner = MemorySink()
+        else:
+            self._file = tempfile.TemporaryFile(prefix="s3po-")
+            self._inner = FileSink(self._file.fileno(), self._file.name)
+        self._inner.allocate(size)
+
+    def write_at(self, offset: int, data: Any) -> None:
+        self._inner.write_at(offset, data)
+
+    def read_at(self, offset: int, size: int) -> Any:
+        return self._inner.read_at(offset, size)
+
+    def reader(self) -> Any:
+        """A binary file object reading the spooled bytes from the start."""
+        if self._file is not None:
+            self._file.seek(0)
+            return self._file
+        import io
+
+        return io.BytesIO(self._inner.buffer)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._inner = MemorySink()
+
+
+@contextlib.contextmanager
+def naming(path: str) -> Iterator[None]:
+    """Local file errors inside name ``path``: they are the caller's, not the network's.
+
+    s3po passes an OSError that names a file through as it is; one without a file name
+    is taken for a network failure and becomes an s3po exception.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, path) from exc
+        raise
