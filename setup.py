@@ -29,6 +29,7 @@ setup(
         "mock": ["moto>=5.0"],
         "test": [
             "moto[server]>=5.0",
+            "mypy>=1.10",
             "pytest>=7",
             "pytest-cov>=4",
         ],

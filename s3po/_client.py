@@ -95,7 +95,7 @@ def build_client(
     session: Optional["boto3.session.Session"],
     max_connections: int,
     client_kwargs: dict[str, Any],
-):
+) -> Any:
     """A boto3 S3 client for ``session`` (default: boto3's credential chain)."""
     import boto3  # here, not at the top: see check_client_arguments
 
@@ -131,7 +131,7 @@ def skip_expect_continue(client: Any) -> None:
     client.meta.events.register_last("before-call.s3", _drop_expect_for_small_bodies)
 
 
-def _drop_expect_for_small_bodies(params: dict, **kwargs: Any) -> None:
+def _drop_expect_for_small_bodies(params: dict[str, Any], **kwargs: Any) -> None:
     from botocore.utils import determine_content_length
 
     if "Expect" not in params.get("headers", {}):
@@ -153,7 +153,7 @@ def refuse_short_bodies(client: Any) -> None:
     client.meta.events.register("before-parse.s3", _check_body_length)
 
 
-def _check_body_length(operation_model: Any, response_dict: dict, **kwargs: Any) -> None:
+def _check_body_length(operation_model: Any, response_dict: dict[str, Any], **kwargs: Any) -> None:
     body = response_dict.get("body")
     if not isinstance(body, (bytes, bytearray)) or operation_model.http.get("method") == "HEAD":
         return

@@ -10,9 +10,16 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import threading
 from typing import IO, Any, Optional
 
 __all__ = ["AtomicFile"]
+
+# Folders made for downloads and not yet known to hold a finished file. Several
+# downloads may share one (a batch into a new folder): whichever fails last finds it
+# empty and removes it, whoever made it.
+_made_folders: set[str] = set()
+_made_folders_lock = threading.Lock()
 
 
 class AtomicFile:
@@ -29,7 +36,6 @@ class AtomicFile:
         self._folder, self._name = os.path.split(os.path.abspath(path))
         self._temporaries: list[str] = []
         self._files: list[IO[bytes]] = []
-        self._created: list[str] = []
 
     @property
     def file(self) -> IO[bytes]:
@@ -39,7 +45,7 @@ class AtomicFile:
         if os.path.isdir(self.path):
             raise IsADirectoryError(errno.EISDIR, "cannot download to a directory", self.path)
         try:
-            self._created = _make_folders(self._folder)
+            _make_folders(self._folder)
         except (FileExistsError, NotADirectoryError) as exc:
             raise NotADirectoryError(
                 errno.ENOTDIR, f"a parent of the target is a file, not a folder ({exc.filename})", self.path
@@ -81,6 +87,11 @@ class AtomicFile:
             raise
         for temporary in self._temporaries:
             _remove_quietly(temporary)
+        with _made_folders_lock:
+            folder = self._folder
+            while folder in _made_folders:  # it holds a finished file now: it stays
+                _made_folders.discard(folder)
+                folder = os.path.dirname(folder)
 
     def _clean_up(self) -> None:
         for handle in self._files:
@@ -90,11 +101,17 @@ class AtomicFile:
                 pass
         for temporary in self._temporaries:
             _remove_quietly(temporary)
-        for made in reversed(self._created):
-            try:
-                os.rmdir(made)
-            except OSError:
-                break
+        folder = self._folder
+        while True:
+            with _made_folders_lock:
+                if folder not in _made_folders:
+                    return
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    return  # other downloads' files (or temporary files) are in it
+                _made_folders.discard(folder)
+            folder = os.path.dirname(folder)
 
 
 def _make_folders(folder: str) -> list[str]:
@@ -115,6 +132,8 @@ def _make_folders(folder: str) -> list[str]:
         except FileExistsError:
             if not os.path.isdir(path):
                 raise
+    with _made_folders_lock:
+        _made_folders.update(created)
     return created
 
 

@@ -378,16 +378,23 @@ class Batch:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
+        if exc_type is None:
             try:
-                self.cancel()
-            finally:
-                self._closed = True
-            return None  # the block's own exception propagates
-        self.close()
-        if self._raise_errors and self._failures:
-            raise BatchError(self.errors())
-        return None
+                self.close()
+            except BaseException:  # interrupted while waiting (Ctrl-C): stop, then say so
+                self._stop()
+                raise
+            if self._raise_errors and self._failures:
+                raise BatchError(self.errors())
+            return None
+        self._stop()
+        return None  # the block's own exception propagates
+
+    def _stop(self) -> None:
+        try:
+            self.cancel()
+        finally:
+            self._closed = True
 
 
 @functools.lru_cache(maxsize=None)
@@ -414,7 +421,7 @@ def _report_unseen(failures: list[_Failure], what: str) -> None:
     record = logger.makeRecord(
         logger.name, logging.ERROR, __file__, 0,
         f"{len(unseen)} call(s) of {what} failed and the program never looked at them:{shown}{more}",
-        None, None,
+        (), None,
     )
     last_resort = logging.lastResort
     if last_resort is not None:

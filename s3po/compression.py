@@ -52,7 +52,7 @@ def codec_of(content_encoding: Optional[str]) -> Optional[str]:
     return _ALIASES.get(content_encoding.strip().lower())
 
 
-def _compressor(codec: str):
+def _compressor(codec: str) -> "zlib._Compress":
     # mtime=0 keeps gzip output reproducible: the same input gives the same ETag.
     if codec == "gzip":
         return zlib.compressobj(6, zlib.DEFLATED, 31)
@@ -128,13 +128,15 @@ class Decoder:
                 data = self._start(data)
                 if not data:
                     return
-            out = self._inflater.decompress(data, CHUNK)
+            inflater = self._inflater
+            assert inflater is not None  # _start made one, or returned nothing to decode
+            out = inflater.decompress(data, CHUNK)
             if out:
                 yield out
-            if self._inflater.eof:
-                data = self._inflater.unused_data
+            if inflater.eof:
+                data = inflater.unused_data
             else:
-                data = self._inflater.unconsumed_tail
+                data = inflater.unconsumed_tail
                 # A full chunk may leave output pending inside zlib even when all the
                 # input was taken: ask again until a short chunk says it is drained.
                 if not data and len(out) < CHUNK:

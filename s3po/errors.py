@@ -62,7 +62,7 @@ class S3POException(Exception):
         return (_rebuild, (type(self), str(self), dict(self.__dict__)))
 
 
-def _rebuild(cls: type, message: str, state: dict) -> "S3POException":
+def _rebuild(cls: type["S3POException"], message: str, state: dict[str, Any]) -> "S3POException":
     error = cls.__new__(cls)
     Exception.__init__(error, message)
     error.__dict__.update(state)
@@ -173,7 +173,8 @@ def http_status(exc: BaseException) -> Optional[int]:
     response = _response(exc)
     if response is None:
         return None
-    return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status if isinstance(status, int) else None
 
 
 def translate(

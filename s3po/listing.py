@@ -34,7 +34,8 @@ def entries(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]
         if not found:
             yield from keys
             continue
-        yield from heapq.merge(keys, found, key=_utf8_name)
+        merged: Iterator[Union[Key, Prefix]] = heapq.merge(keys, found, key=_utf8_name)
+        yield from merged
 
 
 def names(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[str]:

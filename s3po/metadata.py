@@ -19,8 +19,9 @@ def head_response(ctx: CallContext, bucket: str, key: str, operation: str = "hea
                   error_class: type = DownloadException, **params: Any) -> Mapping[str, Any]:
     """HeadObject's answer; a 404 raises NotFound with code NoSuchKey or NoSuchBucket."""
     try:
-        return ctx.request("head_object", what=f"{operation} {s3_url(bucket, key)}", Bucket=bucket, Key=key,
-                           **params)  # type: ignore[no-any-return]
+        response: Mapping[str, Any] = ctx.request("head_object", what=f"{operation} {s3_url(bucket, key)}",
+                                                  Bucket=bucket, Key=key, **params)
+        return response
     except Exception as exc:
         if http_status(exc) != 404:
             raise

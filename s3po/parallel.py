@@ -9,6 +9,7 @@ an idle consumer can never starve the others.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from .runtime import POLL_S, Cancellation, Runtime
@@ -113,7 +114,7 @@ def run_parallel(tasks: Iterator[Callable[[], R]], on_done: Callable[[R], Any], 
         finally:
             run.results.put(_WORKER_EXITED)
 
-    handles = [runtime.spawn(lambda lent=(index == 0 and holds_slot): work(lent), "s3po-transfer")
+    handles = [runtime.spawn(functools.partial(work, index == 0 and holds_slot), "s3po-transfer")
                for index in range(count)]
     failure: Optional[BaseException] = None
     exited = 0

@@ -201,7 +201,7 @@ def _remaining_size(fobj: Any) -> Optional[int]:
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         pass
     try:
-        end = fobj.seek(0, os.SEEK_END)
+        end = int(fobj.seek(0, os.SEEK_END))
         fobj.seek(start)
         return max(0, end - start)
     except (AttributeError, OSError, ValueError):
@@ -223,7 +223,7 @@ def _binary_reader(fobj: Any) -> Read:
             return out
         chunk = fobj.read(n)
         if not isinstance(chunk, str):
-            return chunk
+            return chunk  # type: ignore[no-any-return]  # bytes-like, checked by the reader
         encoded = chunk.encode("utf-8")
         if len(encoded) > n >= 0:
             surplus.extend(encoded[n:])
@@ -240,7 +240,7 @@ def _seek_position(fobj: Any) -> Optional[int]:
     try:
         if not fobj.seekable():
             return None
-        return fobj.tell()
+        return int(fobj.tell())
     except (AttributeError, OSError, ValueError):
         return None
 

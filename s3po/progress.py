@@ -15,7 +15,7 @@ def check_progress(progress: Any) -> Optional[ProgressCallback]:
     """TypeError, before any request, for a ``progress=`` that cannot be called."""
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable taking (bytes_done, bytes_total), not {type(progress).__name__}")
-    return progress
+    return progress  # type: ignore[no-any-return]
 
 
 class Progress:

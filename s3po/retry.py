@@ -115,30 +115,30 @@ class Budget:
     def __init__(self, used: int = 0) -> None:
         self.used = used
 
+    def spent(self) -> int:
+        return self.used
+
     def spend(self) -> int:
+        """Spend one retry; returns the number of this retry (1 for the first)."""
         self.used += 1
         return self.used
 
 
 class SharedBudget(Budget):
-    """The budget of a retry of several pieces at once: each of them spends one."""
+    """The budget of a retry of several pieces at once: each of them spends one, and
+    the retry is allowed only while every piece has one left."""
 
     def __init__(self, budgets: list[Budget]) -> None:
         super().__init__()
         self._budgets = budgets
 
-    @property  # type: ignore[override]
-    def used(self) -> int:
-        return max((budget.used for budget in self._budgets), default=0)
-
-    @used.setter
-    def used(self, value: int) -> None:
-        pass  # derived from the pieces' own budgets
+    def spent(self) -> int:
+        return max((budget.spent() for budget in self._budgets), default=0)
 
     def spend(self) -> int:
         for budget in self._budgets:
             budget.spend()
-        return self.used
+        return self.spent()
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class RetryPolicy:
     def delay(self, retry_number: int) -> float:
         """Seconds to wait before retry ``retry_number`` (1 for the first retry)."""
         ceiling = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (retry_number - 1))
-        return ceiling * self.random()
+        return float(ceiling * self.random())
 
     def call(
         self,
@@ -207,7 +207,7 @@ class RetryPolicy:
             try:
                 return attempt()
             except BaseException as exc:
-                if budget.used >= self.retries or not retryable(exc):
+                if budget.spent() >= self.retries or not retryable(exc):
                     raise
                 retry_number = budget.spend()
                 wait = self.delay(retry_number)

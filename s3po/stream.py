@@ -126,7 +126,7 @@ class _ResumingReader(io.RawIOBase):
         response = self._ctx.send("get_object", Bucket=self._bucket, Key=self._key,
                                   Range=f"bytes={self._offset}-", **if_match)
         content_range = response.get("ContentRange") or ""
-        problem = None
+        problem: Optional[Exception] = None
         if strip_etag(response.get("ETag")) != strip_etag(self._etag_header):
             problem = VersionChanged(f"asked for ETag {self._etag_header}, the answer has {response.get('ETag')}")
         elif not content_range.startswith(f"bytes {self._offset}-"):

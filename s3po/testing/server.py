@@ -27,7 +27,7 @@ def free_port(host: str = HOST) -> int:
     """Return a TCP port that was free a moment ago (the caller must cope with a race)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
-        return probe.getsockname()[1]
+        return int(probe.getsockname()[1])
 
 
 class ServerStartError(RuntimeError):
@@ -54,7 +54,7 @@ class MotoServer:
         self.port: Optional[int] = None
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
-        self._process: Optional[subprocess.Popen] = None
+        self._process: Optional["subprocess.Popen[bytes]"] = None
         self._log_path: Optional[Path] = None
 
     @property
@@ -104,7 +104,7 @@ class MotoServer:
     def __enter__(self) -> MotoServer:
         return self.start()
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -185,7 +185,7 @@ class MotoServer:
                 self._log_path.unlink(missing_ok=True)
                 self._log_path = None
 
-    def _running(self) -> subprocess.Popen:
+    def _running(self) -> "subprocess.Popen[bytes]":
         if self._process is None:
             raise RuntimeError("MotoServer is not started")
         return self._process
