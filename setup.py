@@ -31,6 +31,7 @@ setup(
             "moto[server]>=5.0",
             "pytest>=7",
             "pytest-cov>=4",
+            "trustme>=1.0",
         ],
     },
     classifiers=[
