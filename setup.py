@@ -32,6 +32,7 @@ setup(
             "mypy>=1.10",
             "pytest>=7",
             "pytest-cov>=4",
+            "trustme>=1.0",
         ],
     },
     classifiers=[

@@ -5,16 +5,19 @@ imported: fake AWS credentials, no developer profile or config file, and
 loopback excluded from any HTTP proxy.
 
 Sections below, each free to grow:
-  * over the wire: a moto server subprocess, and a fault proxy in front of it
+  * over the wire: a moto server subprocess, and fault proxies in front of it,
+    one speaking HTTP and one HTTPS (moto itself speaks only HTTP)
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
 from faultproxy import FaultProxy
 from s3server import isolated_aws_environment, isolated_moto_server
+from tlsca import SessionCA, register
 
 
 def _isolate_from_developer_aws_config() -> None:
@@ -29,7 +32,7 @@ def _isolate_from_developer_aws_config() -> None:
 _isolate_from_developer_aws_config()
 
 
-# -- over the wire: moto server and fault proxy -----------------------------
+# -- over the wire: moto server and fault proxies ---------------------------
 
 
 @pytest.fixture(scope="session")
@@ -41,25 +44,55 @@ def moto_server():
 
 @pytest.fixture
 def server_url(moto_server) -> str:
-    """The URL of the moto server, emptied for this test; no proxy in between."""
+    """The URL of the moto server, emptied for this test; no proxy in between (plain HTTP)."""
     moto_server.reset()
     return moto_server.url
 
 
 @pytest.fixture(scope="session")
-def shared_fault_proxy(moto_server):
-    """The session's one FaultProxy; tests should use `fault_proxy`, which cleans it."""
-    with FaultProxy(moto_server.host, moto_server.port) as proxy:
+def tls_ca(tmp_path_factory) -> SessionCA:
+    """The session's certificate authority; https clients trust it through `tls_ca.bundle`."""
+    ca = SessionCA(tmp_path_factory.mktemp("tls-ca"))
+    register(ca)  # so that make_connection() and tlsca.tls_options() find it from a URL
+    yield ca
+    register(None)
+
+
+@pytest.fixture(scope="session")
+def shared_fault_proxies(moto_server, tls_ca) -> dict[str, FaultProxy]:
+    """The session's FaultProxies by scheme; tests should use `fault_proxy`, which cleans them."""
+    upstream = (moto_server.host, moto_server.port)
+    with FaultProxy(*upstream) as plain, FaultProxy(*upstream, tls=tls_ca.server_context()) as tls:
+        yield {"http": plain, "https": tls}
+
+
+@contextlib.contextmanager
+def _cleaned(proxy: FaultProxy, moto_server):
+    """`proxy` in front of an emptied server, with no faults and an empty log."""
+    moto_server.reset()
+    proxy.clear()
+    yield proxy
+    proxy.clear()
+
+
+@pytest.fixture(params=["http", "https"])
+def scheme(request) -> str:
+    """How the client speaks to the fault proxy; every test using the proxy runs with each."""
+    return request.param
+
+
+@pytest.fixture
+def fault_proxy(scheme, shared_fault_proxies, moto_server):
+    """A FaultProxy (`scheme`) in front of an emptied moto server, with no faults and an empty log."""
+    with _cleaned(shared_fault_proxies[scheme], moto_server) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def fault_proxy(shared_fault_proxy, moto_server):
-    """A FaultProxy in front of an emptied moto server, with no faults and an empty log."""
-    moto_server.reset()
-    shared_fault_proxy.clear()
-    yield shared_fault_proxy
-    shared_fault_proxy.clear()
+def tls_server_url(shared_fault_proxies, moto_server) -> str:
+    """Like `server_url` over HTTPS: through the TLS proxy, with no faults, to an emptied server."""
+    with _cleaned(shared_fault_proxies["https"], moto_server) as proxy:
+        yield proxy.url
 
 
 # -- s3po connections on each backend (in-process moto, the server, the proxy) ----

@@ -12,6 +12,13 @@ Put it between a client and the moto server, then tell it what to break::
 Each client connection is served by its own thread and its own upstream
 connection. Bodies are read whole into memory (tests use modest sizes) so
 that faults can be applied to them; reads and writes go in large blocks.
+
+Given `tls=` (an ssl.SSLContext with a server certificate), the proxy speaks
+HTTPS to its clients and still plain HTTP to the upstream; every fault works
+the same. Over TLS, "reset" and close="rst" send a TCP RST under the TLS
+session, and close="fin" a FIN with no close_notify first, as a crashed server
+would. A Python client may see both as a plain end of stream: ssl suppresses
+ragged EOFs, and CPython (3.11 at least) reports a reset under TLS as one.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import email.utils
 import http
 import logging
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -145,6 +153,7 @@ class FaultProxy:
     """A threaded HTTP/1.1 reverse proxy to `upstream_host:upstream_port` that injects faults.
 
     Faults come from add_fault(); every request is recorded in `requests`.
+    With `tls` (a server-side SSLContext) clients speak HTTPS to it.
     `latency_s` delays every response, in the request's own thread, so
     concurrent requests are delayed concurrently.
     """
@@ -157,8 +166,10 @@ class FaultProxy:
         latency_s: float = 0.0,
         listen_host: str = "127.0.0.1",
         listen_port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ):
         self.upstream_address = (upstream_host, upstream_port)
+        self._tls = tls
         self.latency_s = latency_s
         self._initial_latency_s = latency_s
         self._listen_address = (listen_host, listen_port)
@@ -184,9 +195,13 @@ class FaultProxy:
         return self._bound_address()[1]
 
     @property
+    def scheme(self) -> str:
+        return "http" if self._tls is None else "https"
+
+    @property
     def url(self) -> str:
         host, port = self._bound_address()
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> FaultProxy:
         """Listen on the configured address (port 0: a free one) and serve; return self."""
@@ -340,9 +355,17 @@ class FaultProxy:
 
     def _serve_client(self, client: socket.socket) -> None:
         _set_nodelay(client)
-        rfile = client.makefile("rb", buffering=_READ_BUFFER_BYTES)
+        rfile = None
         upstream = _Upstream(self.upstream_address, self._track_socket, self._untrack_socket)
         try:
+            if self._tls is not None:
+                client = self._wrap_tls(client)
+                if self._stopping.is_set():
+                    return  # stop() may have listed the sockets before the swap
+                # Here, not in the accept loop: a slow or failing handshake holds up
+                # only its own connection.
+                client.do_handshake()
+            rfile = client.makefile("rb", buffering=_READ_BUFFER_BYTES)
             keep_alive = True
             while keep_alive and not self._stopping.is_set():
                 request = _read_request(rfile, client)
@@ -357,11 +380,22 @@ class FaultProxy:
             upstream.close()
             # The socket's descriptor is only released once the file made by
             # makefile() is closed too; a pending RST goes out at that moment.
-            rfile.close()
+            if rfile is not None:
+                rfile.close()
             client.close()
             self._untrack_socket(client)
             with self._lock:
                 self._threads.discard(threading.current_thread())
+
+    def _wrap_tls(self, client: socket.socket) -> ssl.SSLSocket:
+        """The TLS socket over `client`, tracked in its place; the handshake is left to the caller."""
+        wrapped = self._tls.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        # wrap_socket() took over the descriptor and left `client` closed: from now
+        # on stop() must shut down the new socket to wake this thread.
+        with self._lock:
+            self._live_sockets.discard(client)
+            self._live_sockets.add(wrapped)
+        return wrapped
 
     def _answer(self, request: _Request, client: socket.socket, upstream: _Upstream) -> bool:
         """Answer one request, faults included; return whether the connection stays open."""

@@ -1,9 +1,13 @@
 """Fixtures that give tests an s3po Connection on each backend.
 
-- ``conn`` runs every test twice: on moto in-process (``conn.mock()``) and over HTTP
-  against the moto server on 127.0.0.1.
+- ``conn`` runs every test three times: on moto in-process (``conn.mock()``), over
+  HTTP against the moto server on 127.0.0.1, and over HTTPS through a fault-free TLS
+  proxy to that server.
 - ``wire_conn`` talks to that server through the fault-injecting proxy (``proxy``), so
-  tests can break the network on command and count what reached the wire.
+  tests can break the network on command and count what reached the wire; it runs
+  once over HTTP and once over HTTPS (the ``scheme`` fixture).
+A Connection made some other way gets the session CA it needs for https from
+``make_connection(url)``, or ``endpoint_options(url)`` in a program run apart.
 Retries back off by zero seconds here, so retry tests never really sleep.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from tlsca import tls_options
 
 import s3po
 
@@ -21,6 +26,7 @@ FAKE_TOKEN = "TOKEN-do-not-print-b21e44"
 
 
 def make_connection(endpoint_url=None, **kwargs) -> s3po.Connection:
+    """A Connection with fake credentials and no backoff; an https endpoint trusts the session CA."""
     options = dict(
         region_name="us-east-1",
         aws_access_key_id="AKIDEXAMPLE",
@@ -28,28 +34,42 @@ def make_connection(endpoint_url=None, **kwargs) -> s3po.Connection:
         aws_session_token=FAKE_TOKEN,
         backoff_base=0.0,
     )
-    options.update(kwargs)
     if endpoint_url:
-        options["endpoint_url"] = endpoint_url
+        options.update(endpoint_options(endpoint_url))
+    options.update(kwargs)
     return s3po.Connection(**options)
 
 
-@pytest.fixture(params=["inprocess", "server"])
+def endpoint_options(endpoint_url: str) -> dict:
+    """The Connection keywords that reach `endpoint_url`: it, and for https the CA to trust."""
+    return {"endpoint_url": endpoint_url, **tls_options(endpoint_url)}
+
+
+# The fixture that gives each backend over the wire its emptied server's URL.
+_URL_FIXTURES = {"http": "server_url", "https": "tls_server_url"}
+
+
+@pytest.fixture(params=["inprocess", *_URL_FIXTURES])
 def backend(request):
     return request.param
+
+
+def _connection_on(backend, request, **kwargs):
+    """Yield a Connection on `backend` with the empty bucket BUCKET (for a fixture)."""
+    if backend == "inprocess":
+        connection = make_connection(**kwargs)
+        with connection.mock(buckets=[BUCKET]):
+            yield connection
+    else:
+        connection = make_connection(request.getfixturevalue(_URL_FIXTURES[backend]), **kwargs)
+        connection.create_bucket(BUCKET)
+        yield connection
 
 
 @pytest.fixture
 def conn(backend, request):
     """A Connection with the empty bucket BUCKET, on each backend in turn."""
-    if backend == "inprocess":
-        connection = make_connection()
-        with connection.mock(buckets=[BUCKET]):
-            yield connection
-    else:
-        connection = make_connection(request.getfixturevalue("server_url"))
-        connection.create_bucket(BUCKET)
-        yield connection
+    yield from _connection_on(backend, request)
 
 
 @pytest.fixture
@@ -74,14 +94,7 @@ SMALL_PARTS = dict(multipart_threshold=5 * MiB, part_size=5 * MiB, workers=4)
 @pytest.fixture
 def parts_conn(backend, request):
     """Like ``conn``, with 5 MiB parts and threshold and 4 workers, on each backend."""
-    if backend == "inprocess":
-        connection = make_connection(**SMALL_PARTS)
-        with connection.mock(buckets=[BUCKET]):
-            yield connection
-    else:
-        connection = make_connection(request.getfixturevalue("server_url"), **SMALL_PARTS)
-        connection.create_bucket(BUCKET)
-        yield connection
+    yield from _connection_on(backend, request, **SMALL_PARTS)
 
 
 @pytest.fixture

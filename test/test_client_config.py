@@ -98,7 +98,7 @@ def test_upload_bodies_are_signed_by_their_content_md5_only(wire_parts_conn, pro
     assert len(puts) == 3
     assert all(r.headers.get("X-Amz-Content-SHA256") == "UNSIGNED-PAYLOAD" for r in puts)
     assert all(r.headers.get("Content-MD5") for r in puts)
-    # Other requests keep botocore's signing (a SHA-256 over plain HTTP).
+    # Other requests keep botocore's signing, a SHA-256, over HTTPS too: they carry no Content-MD5.
     others = [r for r in proxy.requests if r.method == "POST"]
     assert others and all(r.headers.get("X-Amz-Content-SHA256") != "UNSIGNED-PAYLOAD" for r in others)
 

@@ -1,8 +1,9 @@
 """Tests of the test infrastructure: the fault proxy (and the moto server behind it).
 
 Most tests drive plain boto3 through the proxy to moto, the way s3po's own
-tests will. A few speak raw HTTP to a small echo server instead, to see
-exactly what the proxy forwards and to cover framings moto never sends.
+tests will, over HTTP and over HTTPS (the `scheme` fixture). A few speak raw
+HTTP to a small echo server instead, to see exactly what the proxy forwards
+and to cover framings moto never sends.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 
 from faultproxy import FaultProxy
 from s3server import free_port
+from tlsca import http_connection, tls_options
 
 BUCKET = "faultproxy-test"
 KEY = "some/key.bin"
@@ -40,7 +42,9 @@ SINGLE_ATTEMPT = botocore.config.Config(
 )
 
 
-def make_client(endpoint_url: str, config: botocore.config.Config = SINGLE_ATTEMPT):
+def make_client(endpoint_url: str, config: botocore.config.Config = SINGLE_ATTEMPT, **kwargs):
+    """A boto3 S3 client; for an https endpoint it trusts the session CA unless given `verify`."""
+    options = {**tls_options(endpoint_url), **kwargs}
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
@@ -48,6 +52,7 @@ def make_client(endpoint_url: str, config: botocore.config.Config = SINGLE_ATTEM
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         config=config,
+        **options,
     )
 
 
@@ -318,10 +323,7 @@ def test_sixty_simultaneous_connections(fault_proxy, s3, stored):
     )
     path = f"{presigned.path}?{presigned.query}"
     fault_proxy.latency_s = 0.2  # keeps every connection busy at the same moment
-    connections = [
-        http.client.HTTPConnection(fault_proxy.host, fault_proxy.port, timeout=10)
-        for _ in range(60)
-    ]
+    connections = [http_connection(fault_proxy.url, timeout=10) for _ in range(60)]
     for connection in connections:
         connection.connect()
 
@@ -340,10 +342,11 @@ def test_sixty_simultaneous_connections(fault_proxy, s3, stored):
     assert results == [(200, stored)] * 60
 
 
-def test_stop_cuts_live_connections_and_frees_the_port(moto_server):
-    proxy = FaultProxy(moto_server.host, moto_server.port).start()
+def test_stop_cuts_live_connections_and_frees_the_port(moto_server, scheme, tls_ca):
+    tls = tls_ca.server_context() if scheme == "https" else None
+    proxy = FaultProxy(moto_server.host, moto_server.port, tls=tls).start()
     address = (proxy.host, proxy.port)
-    connection = http.client.HTTPConnection(proxy.host, proxy.port, timeout=5)
+    connection = http_connection(proxy.url, timeout=5)
     connection.request("GET", "/moto-api/config")
     assert connection.getresponse().read()  # kept alive: the proxy thread now waits on it
 
@@ -371,6 +374,60 @@ def test_moto_server_reset_wipes_everything(moto_server, server_url):
     moto_server.reset()
     assert s3.list_buckets()["Buckets"] == []
     os.kill(moto_server.pid, 0)  # the process is there to be measured
+
+
+# -- TLS ----------------------------------------------------------------------
+
+https_only = pytest.mark.parametrize("scheme", ["https"])
+
+
+@https_only
+def test_https_is_served_to_a_client_trusting_the_ca_and_forwarded_as_http(fault_proxy):
+    assert fault_proxy.url.startswith("https://127.0.0.1:")
+    connection = http_connection(fault_proxy.url, timeout=5)
+    connection.request("GET", "/moto-api/config")
+    response = connection.getresponse()
+
+    assert "batch" in json.loads(response.read())  # moto's config: moto understood it
+    assert connection.sock.version().startswith("TLS")
+    connection.close()
+    assert [(r.method, r.path, r.status) for r in fault_proxy.requests] == [
+        ("GET", "/moto-api/config", response.status)
+    ]
+
+
+@https_only
+def test_a_client_not_trusting_the_ca_fails_verification(fault_proxy, s3):
+    untrusting = make_client(fault_proxy.url, verify=True)  # the default trust store only
+
+    with pytest.raises(botocore.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+        untrusting.list_buckets()
+
+    assert fault_proxy.requests == []
+    s3.list_buckets()  # the failed handshake cost the proxy nothing
+
+
+@https_only
+def test_a_stalled_handshake_does_not_hold_up_other_clients(fault_proxy, s3):
+    with socket.create_connection((fault_proxy.host, fault_proxy.port)) as silent:
+        silent.sendall(b"\x16\x03\x01")  # the start of a ClientHello, and no more
+        started = time.monotonic()
+        s3.list_buckets()
+        assert time.monotonic() - started < 2.0
+
+
+@https_only
+def test_reset_over_tls_is_a_tcp_reset(fault_proxy, tls_ca):
+    fault_proxy.add_fault("reset")
+    raw = socket.create_connection((fault_proxy.host, fault_proxy.port), timeout=5)
+    with tls_ca.client_context().wrap_socket(raw, server_hostname=fault_proxy.host) as tls:
+        tls.sendall(b"GET /moto-api/config HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Read beneath TLS: Python's ssl reports a reset as a (suppressed) unexpected
+        # EOF, so only the socket itself tells a RST from a FIN.
+        with pytest.raises(ConnectionResetError):
+            while socket.socket.recv(tls, 65536):  # TLS records (session tickets) first
+                pass
+    assert [(r.fault, r.status) for r in fault_proxy.requests] == [("reset", None)]
 
 
 # -- raw HTTP against an echo server ------------------------------------------

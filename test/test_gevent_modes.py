@@ -4,7 +4,8 @@ s3po never monkey-patches. A program that patched gets greenlets on gevent's
 sockets; one that did not gets native threads behind greenlet handles. Either way 100
 uploads in batch(50) against a server answering after 50 ms must have many requests
 on the wire at once and take a fraction of the 5 s they would take one at a time,
-with no warning, no traceback and no hang.
+with no warning, no traceback and no hang. Each runs over HTTP and HTTPS: gevent
+patches ssl as well as socket, and a program may have imported ssl before patching.
 """
 
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import textwrap
 
 import pytest
+from s3po_fixtures import endpoint_options
 
 PROGRAM = """
 import time, warnings, logging
@@ -20,7 +22,7 @@ warnings.simplefilter("error")  # any warning (MonkeyPatchWarning included) fail
 import s3po
 {after}
 from gevent import monkey
-conn = s3po.Connection(endpoint_url={url!r}, region_name="us-east-1",
+conn = s3po.Connection(**{endpoint!r}, region_name="us-east-1",
                        aws_access_key_id="a", aws_secret_access_key="b")
 conn.create_bucket("order-test")
 in_flight = [0, 0]  # now, peak: counted from botocore's own send and response events
@@ -65,7 +67,7 @@ ORDERS = {
 def test_concurrency_is_real_in_every_import_order(proxy, order):
     prelude, after, mode = ORDERS[order]
     proxy.latency_s = 0.05
-    program = PROGRAM.format(prelude=prelude, after=after, url=proxy.url)
+    program = PROGRAM.format(prelude=prelude, after=after, endpoint=endpoint_options(proxy.url))
     result = run_cleanly(program)
     reported_mode, elapsed, peak = result.stdout.split()
     assert reported_mode == mode
@@ -81,7 +83,7 @@ import logging, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 {prelude}
 import s3po
-conn = s3po.Connection(endpoint_url={url!r}, region_name="us-east-1",
+conn = s3po.Connection(**{endpoint!r}, region_name="us-east-1",
                        aws_access_key_id="a", aws_secret_access_key="b")
 conn.create_bucket("exit-test")
 for n in range(10):
@@ -94,7 +96,7 @@ for n in range(10):
                          ids=["threads", "patched"])
 def test_background_work_is_finished_at_exit_with_one_log_line(proxy, prelude):
     proxy.latency_s = 0.2
-    program = EXIT_PROGRAM.format(prelude=prelude, url=proxy.url)
+    program = EXIT_PROGRAM.format(prelude=prelude, endpoint=endpoint_options(proxy.url))
     # Logging goes to stderr here, so "Warning" may appear in it: only tracebacks fail.
     result = run_cleanly(program, allow_warnings=True)
     assert proxy.count("PUT", path_contains="/exit-test/k") == 10
@@ -108,7 +110,7 @@ warnings.simplefilter("error")
 import s3po
 from gevent import monkey
 MiB = 1024 * 1024
-conn = s3po.Connection(endpoint_url={url!r}, region_name="us-east-1", aws_access_key_id="a",
+conn = s3po.Connection(**{endpoint!r}, region_name="us-east-1", aws_access_key_id="a",
                        aws_secret_access_key="b", multipart_threshold=5 * MiB, part_size=5 * MiB,
                        workers=4, max_connections=6)
 conn.create_bucket("large-test")
@@ -138,7 +140,7 @@ def test_large_transfers_in_a_batch_stay_within_max_connections(proxy, prelude):
     # and no call waits for a slot it holds itself (the batch call's own slot serves
     # its first worker), so nothing deadlocks even with every slot taken.
     proxy.latency_s = 0.1
-    program = LARGE_PROGRAM.format(prelude=prelude, url=proxy.url)
+    program = LARGE_PROGRAM.format(prelude=prelude, endpoint=endpoint_options(proxy.url))
     result = run_cleanly(program)
     mode, done, total, objects, downloaded = result.stdout.split()
     assert mode == ("patched" if prelude else "threads")
