@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 import s3po
-from s3po_fixtures import BUCKET, MiB, make_connection
+from s3po_fixtures import BUCKET, MiB, endpoint_options, make_connection
 
 PRELUDES = {"threads": "", "patched": "from gevent import monkey; monkey.patch_all()"}
 
@@ -28,7 +28,7 @@ UPLOADS = """
 import os, sys, tempfile
 import s3po
 MiB = 1024 * 1024
-conn = s3po.Connection(endpoint_url={url!r}, region_name="us-east-1", aws_access_key_id="a",
+conn = s3po.Connection(**{endpoint!r}, region_name="us-east-1", aws_access_key_id="a",
                        aws_secret_access_key="b", multipart_threshold=5 * MiB, part_size=5 * MiB, workers=1)
 conn.create_bucket("interrupted")
 folder = {folder!r}
@@ -50,7 +50,7 @@ DOWNLOADS = """
 import os, sys
 import s3po
 MiB = 1024 * 1024
-conn = s3po.Connection(endpoint_url={url!r}, region_name="us-east-1", aws_access_key_id="a",
+conn = s3po.Connection(**{endpoint!r}, region_name="us-east-1", aws_access_key_id="a",
                        aws_secret_access_key="b", part_size=5 * MiB, workers=1)
 print("ready", flush=True)
 with conn.batch(4) as batch:
@@ -61,8 +61,8 @@ print("finished", flush=True)
 
 
 def _client(url):
-    return boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="a",
-                        aws_secret_access_key="b")
+    return boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b",
+                        **endpoint_options(url))
 
 
 def _interrupt(program, proxy, wait_for_requests):
@@ -95,7 +95,7 @@ def _assert_one_plain_keyboard_interrupt(stderr):
 @pytest.mark.parametrize("mode", sorted(PRELUDES))
 def test_ctrl_c_stops_a_batch_of_large_uploads_at_once_and_leaves_nothing(proxy, tmp_path, mode):
     proxy.latency_s = 1.0  # each part takes a second: each upload would take eight
-    program = UPLOADS.format(prelude=PRELUDES[mode], url=proxy.url, folder=str(tmp_path))
+    program = UPLOADS.format(prelude=PRELUDES[mode], endpoint=endpoint_options(proxy.url), folder=str(tmp_path))
     seconds, returncode, stderr = _interrupt(
         program, proxy, lambda: proxy.count("PUT", path_contains="/interrupted/big") >= 4)
     assert returncode != 0
@@ -109,6 +109,7 @@ def test_ctrl_c_stops_a_batch_of_large_uploads_at_once_and_leaves_nothing(proxy,
     assert sorted(os.listdir(tmp_path)) == ["f0", "f1", "f2", "f3"]
 
 
+@pytest.mark.parametrize("scheme", ["http"])  # the uploads' test covers TLS
 @pytest.mark.parametrize("mode", sorted(PRELUDES))
 def test_ctrl_c_stops_a_batch_of_large_downloads_and_leaves_no_file(proxy, tmp_path, mode):
     client = _client(proxy.url)
@@ -117,7 +118,7 @@ def test_ctrl_c_stops_a_batch_of_large_downloads_and_leaves_no_file(proxy, tmp_p
         client.put_object(Bucket="interrupted", Key=f"big{n}", Body=os.urandom(40 * MiB))
     proxy.clear()
     proxy.latency_s = 1.0
-    program = DOWNLOADS.format(prelude=PRELUDES[mode], url=proxy.url, folder=str(tmp_path))
+    program = DOWNLOADS.format(prelude=PRELUDES[mode], endpoint=endpoint_options(proxy.url), folder=str(tmp_path))
     seconds, returncode, stderr = _interrupt(program, proxy, lambda: proxy.count("GET") >= 8)
     assert returncode != 0
     _assert_one_plain_keyboard_interrupt(stderr)
@@ -125,6 +126,7 @@ def test_ctrl_c_stops_a_batch_of_large_downloads_and_leaves_no_file(proxy, tmp_p
     assert not os.path.exists(tmp_path / "out")  # the folder it made is gone too
 
 
+@pytest.mark.parametrize("scheme", ["http"])
 def test_a_batch_block_that_raises_stops_large_uploads_in_flight(proxy, tmp_path):
     conn = make_connection(proxy.url, multipart_threshold=5 * MiB, part_size=5 * MiB, workers=1)
     conn.create_bucket(BUCKET)
