@@ -581,7 +581,7 @@ class Connection(LegacyNames):
         """The object's Key record, with content_type, content_encoding and metadata.
 
         A missing key raises NotFound with code NoSuchKey, a missing bucket NotFound with
-        code NoSuchBucket. ``background``, ``callback``: as for ``upload``.
+        code NoSuchBucket. ``retries``, ``background``, ``callback``: as for ``upload``.
         """
         check_bucket(bucket)
         check_key(key)
@@ -602,8 +602,8 @@ class Connection(LegacyNames):
         """True if the object exists, False if the bucket has no such key.
 
         A missing bucket is not a missing key: it raises NotFound (code NoSuchBucket).
-        A 403 raises too: it says nothing of the key. ``background``, ``callback``: as
-        for ``upload``.
+        A 403 raises too: it says nothing of the key. ``retries``, ``background``,
+        ``callback``: as for ``upload``.
         """
         check_bucket(bucket)
         check_key(key)
@@ -623,7 +623,10 @@ class Connection(LegacyNames):
     @_backgroundable
     def delete(self, bucket: str, key: str, *, retries: Optional[int] = None,
                background: bool = False, callback: Callback[None] = None) -> Any:
-        """Delete one object; deleting a missing key succeeds, as on S3 (a missing bucket raises NotFound)."""
+        """Delete one object; deleting a missing key succeeds, as on S3 (a missing bucket raises NotFound).
+
+        ``retries``, ``background``, ``callback``: as for ``upload``.
+        """
         check_bucket(bucket)
         check_key(key)
         return self._run("delete", DeleteException, bucket, key, lambda ctx: deleting.delete(ctx, bucket, key),
@@ -643,7 +646,8 @@ class Connection(LegacyNames):
         """Delete ``keys`` with DeleteObjects, 1,000 a request; returns how many S3 reported deleted.
 
         S3 counts keys that did not exist as deleted. Keys S3 refused are listed in the
-        DeleteException raised once every chunk has been tried.
+        DeleteException raised once every chunk has been tried. ``retries`` (for each
+        request), ``background``, ``callback``: as for ``upload``.
         """
         check_bucket(bucket)
         if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
@@ -669,6 +673,7 @@ class Connection(LegacyNames):
 
         An empty prefix means every object in the bucket: that needs
         ``whole_bucket=True``, and raises ValueError otherwise, before any request.
+        ``retries`` (for each request), ``background``, ``callback``: as for ``upload``.
         """
         check_bucket(bucket)
         check_prefix(prefix)
@@ -696,7 +701,8 @@ class Connection(LegacyNames):
         """Copy an object server-side; returns the new object's Key (with its size).
 
         A missing source key or bucket raises NotFound naming the source; a missing
-        destination bucket, NotFound naming the destination.
+        destination bucket, NotFound naming the destination. ``retries``,
+        ``background``, ``callback``: as for ``upload``.
         """
         for bucket, key in ((src_bucket, src_key), (dst_bucket, dst_key)):
             check_bucket(bucket)

@@ -7,6 +7,8 @@ Put it between a client and the moto server, then tell it what to break::
         proxy.add_fault("status", status=503)            # next request gets SlowDown
         proxy.add_fault("truncate", method="GET", keep=10)
         proxy.latency_s = 0.2                           # every response, concurrently
+        proxy.ignored_request_headers = {"If-Match"}    # a store that ignores If-Match
+        proxy.response_headers = {"ETag": '"..."'}      # a store with ETags of its own
         assert proxy.count(method="PUT") == 1
 
 Each client connection is served by its own thread and its own upstream
@@ -172,6 +174,16 @@ class FaultProxy:
         self._tls = tls
         self.latency_s = latency_s
         self._initial_latency_s = latency_s
+        # A store's own ways, for every request until clear(): request headers it never
+        # sees (a store that ignores If-Match), response headers it always sends (a
+        # store whose ETags are not MD5s).
+        self.ignored_request_headers: set[str] = set()
+        self.response_headers: dict[str, str] = {}
+        # Over TLS: the next `garble_handshakes` client hellos are answered with bytes
+        # that are not TLS, then the connection closes, as an overloaded server or a
+        # middlebox may do; the client sees a TLS error (botocore's SSLError).
+        self.garble_handshakes = 0
+        self.handshakes_garbled = 0
         self._listen_address = (listen_host, listen_port)
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
@@ -307,13 +319,15 @@ class FaultProxy:
         with self._lock:
             return list(self._records)
 
-    def count(self, method: str | None = None, path_contains: str | None = None) -> int:
-        """How many logged requests have this method and a path containing this text."""
+    def count(self, method: str | None = None, path_contains: str | None = None,
+              query_contains: str | None = None) -> int:
+        """How many logged requests have this method, and a path and query containing these texts."""
         return sum(
             1
             for record in self.requests
             if (method is None or record.method == method)
             and (path_contains is None or path_contains in record.path)
+            and (query_contains is None or query_contains in record.query)
         )
 
     def clear(self) -> None:
@@ -323,6 +337,10 @@ class FaultProxy:
             self._records.clear()
             self.max_in_flight = self._in_flight
         self.latency_s = self._initial_latency_s
+        self.ignored_request_headers = set()
+        self.response_headers = {}
+        self.garble_handshakes = 0
+        self.handshakes_garbled = 0
 
     # -- serving ----------------------------------------------------------
 
@@ -359,6 +377,10 @@ class FaultProxy:
         upstream = _Upstream(self.upstream_address, self._track_socket, self._untrack_socket)
         try:
             if self._tls is not None:
+                if self._claim_garbled_handshake():
+                    client.recv(5)  # the start of the client's hello
+                    client.sendall(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
+                    return
                 client = self._wrap_tls(client)
                 if self._stopping.is_set():
                     return  # stop() may have listed the sockets before the swap
@@ -386,6 +408,14 @@ class FaultProxy:
             self._untrack_socket(client)
             with self._lock:
                 self._threads.discard(threading.current_thread())
+
+    def _claim_garbled_handshake(self) -> bool:
+        with self._lock:
+            if self.garble_handshakes <= 0:
+                return False
+            self.garble_handshakes -= 1
+            self.handshakes_garbled += 1
+            return True
 
     def _wrap_tls(self, client: socket.socket) -> ssl.SSLSocket:
         """The TLS socket over `client`, tracked in its place; the handshake is left to the caller."""
@@ -445,6 +475,10 @@ class FaultProxy:
                 request.body = _flip_byte(request.body, params.get("offset"))
             if kind == "hold":
                 self._stopping.wait(params["seconds"])
+            ignored = {name.lower() for name in self.ignored_request_headers}
+            if ignored:
+                request.headers = [(name, value) for name, value in request.headers
+                                   if name.lower() not in ignored]
             try:
                 response = upstream.exchange(request)
             except (OSError, ProtocolError) as err:
@@ -452,6 +486,11 @@ class FaultProxy:
                 response = _error_response(502, "BadGateway", message)
 
         self._pause(params["seconds"] if kind == "delay" else 0.0)
+        for name, value in dict(self.response_headers).items():
+            present = any(key.lower() == name.lower() for key, _ in response.headers)
+            if present:
+                response.headers = [(key, value if key.lower() == name.lower() else old)
+                                    for key, old in response.headers]
         if kind == "flip":
             response.body = _flip_byte(response.body, params.get("offset"))
 

@@ -241,6 +241,21 @@ def test_delay_fault_and_latency_delay_the_answer(s3, stored, fault_proxy):
     assert fault_proxy.latency_s == 0.0
 
 
+def test_a_store_that_ignores_a_request_header_and_sends_etags_of_its_own(s3, stored, fault_proxy):
+    import botocore.exceptions
+
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.get_object(Bucket=BUCKET, Key=KEY, IfMatch='"not-the-etag"')
+    fault_proxy.ignored_request_headers = {"if-match"}
+    assert s3.get_object(Bucket=BUCKET, Key=KEY, IfMatch='"not-the-etag"')["Body"].read()
+    fault_proxy.response_headers = {"ETag": '"0123456789abcdef0123456789abcdef"'}
+    assert s3.head_object(Bucket=BUCKET, Key=KEY)["ETag"] == '"0123456789abcdef0123456789abcdef"'
+    fault_proxy.clear()
+    assert s3.head_object(Bucket=BUCKET, Key=KEY)["ETag"] != '"0123456789abcdef0123456789abcdef"'
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.get_object(Bucket=BUCKET, Key=KEY, IfMatch='"not-the-etag"')
+
+
 def test_counted_fault_is_used_up(s3, stored, fault_proxy):
     fault = fault_proxy.add_fault("status", count=2, method="GET")
 

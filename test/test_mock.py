@@ -100,3 +100,23 @@ def test_without_moto_the_error_says_what_to_install():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert 'pip install "s3po[mock]"' in out.stdout
+
+
+def test_while_a_mock_is_active_every_connection_goes_to_it_and_none_to_the_network(proxy):
+    made_before = make_connection(proxy.url)
+    mocking = make_connection()
+    with mocking.mock(buckets=["shared-bucket"]):
+        made_during = make_connection(proxy.url)
+        made_before.upload("shared-bucket", "from-before", b"1")
+        made_during.upload("shared-bucket", "from-during", b"2")
+        made_during.upload("shared-bucket", "in-the-background", b"3", background=True)
+        made_during.wait()
+        with made_before.batch(4) as batch:
+            batch.upload("shared-bucket", "from-a-batch", b"4")
+        assert sorted(mocking.list("shared-bucket")) == ["from-a-batch", "from-before", "from-during",
+                                                         "in-the-background"]
+        assert made_before.download("shared-bucket", "from-during") == b"2"
+        assert made_before.client.meta.endpoint_url == mocking.client.meta.endpoint_url  # AWS's, for moto
+    assert proxy.requests == []  # no request left the process
+    made_before.create_bucket("after-the-mock")  # afterwards, the real store again
+    assert proxy.count("PUT") == 1

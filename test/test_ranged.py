@@ -260,3 +260,36 @@ def test_open_decompresses_a_large_gzip_object(parts_conn):
     parts_conn.upload(BUCKET, "big.bin", DATA, compress="gzip")
     with parts_conn.open(BUCKET, "big.bin") as stream:
         assert stream.read() == DATA
+
+
+def test_idle_streams_hold_no_connections_and_starve_nothing(proxy):
+    # Three streams of a 40 MiB object read one byte each, then sit idle with their
+    # read-ahead windows full. With 8 connections and 4 workers each, a stream that
+    # kept a connection while waiting for room would leave the third one nothing.
+    conn = make_connection(proxy.url, max_connections=8, workers=4, multipart_threshold=5 * MiB,
+                           part_size=5 * MiB)
+    conn.create_bucket(BUCKET)
+    big = os.urandom(40 * MiB)
+    conn.upload(BUCKET, "big", big)
+    results = {}
+
+    def job():
+        streams = [conn.open(BUCKET, "big") for _ in range(3)]
+        results["first bytes"] = [stream.read(1) for stream in streams]
+        time.sleep(0.5)  # every window fills up
+        with conn.batch(8) as batch:  # other calls of the same connection still run
+            handles = [batch.upload(BUCKET, f"small{n}", b"x") for n in range(16)]
+        results["others"] = all(handle.successful() for handle in handles)
+        results["rest"] = [stream.read() for stream in streams]
+        for stream in streams:
+            stream.close()
+
+    import threading
+
+    worker = threading.Thread(target=job, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), f"stuck; got so far: {sorted(results)}"
+    assert results["first bytes"] == [big[:1]] * 3
+    assert results["others"]
+    assert results["rest"] == [big[1:]] * 3
