@@ -242,16 +242,10 @@ class Batch:
 
     def _execute(self, operation: str, method: Callable[..., Any], args: tuple[Any, ...],
                  kwargs: dict[str, Any], callback: Optional[Callable[[Any], Any]]) -> Outcome:
-        """Run one call, in its greenlet or on a worker thread. Never raises."""
-        runtime, slots = self._runtime, self._connection._slots
-        token = in_call.set(InCall(self._cancellation))
+        """Run one call, then its callback, in its greenlet or on a worker thread. Never raises."""
+        runtime = self._runtime
         try:
-            slots.acquire(runtime, self._cancellation)  # the Connection's cap on requests in flight
-            try:
-                self._cancellation.check()  # calls queued when the batch was cancelled never start
-                result = method(*args, **kwargs)
-            finally:
-                slots.release(runtime)
+            result = self._holding_a_slot(method, args, kwargs)
             if callback is not None:
                 callback(result)
             return Outcome(value=result)
@@ -268,6 +262,22 @@ class Batch:
                     gevent.get_hub().handle_system_error(type(exc), exc, None)
                 exc = Cancelled(f"{operation}: cancelled", operation=operation)
             return Outcome(error=exc)
+
+    def _holding_a_slot(self, method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``method(*args, **kwargs)`` within the Connection's cap on requests in flight.
+
+        While it runs, the call's context says it holds a slot (its first part or range
+        uses it) and which cancellation stops it; its callback runs outside of both.
+        """
+        runtime, slots = self._runtime, self._connection._slots
+        token = in_call.set(InCall(self._cancellation))
+        try:
+            slots.acquire(runtime, self._cancellation)
+            try:
+                self._cancellation.check()  # calls queued when the batch was cancelled never start
+                return method(*args, **kwargs)
+            finally:
+                slots.release(runtime)
         finally:
             in_call.reset(token)
 
