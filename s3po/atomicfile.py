@@ -114,8 +114,8 @@ class AtomicFile:
             folder = os.path.dirname(folder)
 
 
-def _make_folders(folder: str) -> list[str]:
-    """Create ``folder`` and missing parents; returns those created, outermost first."""
+def _make_folders(folder: str) -> None:
+    """Create ``folder`` and missing parents, noting those made for downloads."""
     missing = []
     current: Optional[str] = folder
     while current and not os.path.isdir(current):
@@ -134,7 +134,6 @@ def _make_folders(folder: str) -> list[str]:
                 raise
     with _made_folders_lock:
         _made_folders.update(created)
-    return created
 
 
 def _remove_quietly(path: str) -> None:

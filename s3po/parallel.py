@@ -37,13 +37,20 @@ class Slots:
             semaphore = self._semaphores.setdefault(runtime.patched, runtime.semaphore(self.size))
         return semaphore
 
-    def acquire(self, runtime: Runtime, cancellation: Cancellation, stop: Callable[[], bool] = lambda: False
-                ) -> bool:
-        """Take a slot; False when ``stop()`` says it is no longer wanted. Raises Cancelled."""
+    def acquire(self, runtime: Runtime, cancellation: Cancellation,
+                stop: Optional[Callable[[], bool]] = None) -> bool:
+        """Take a slot; False when ``stop()`` says it is no longer wanted. Raises Cancelled.
+
+        A greenlet with nothing else to watch simply waits: cancelling kills it. A
+        native thread cannot be killed, so it looks at its cancellation now and then.
+        """
         semaphore = self._semaphore(runtime)
+        if stop is None and runtime.patched:
+            semaphore.acquire()
+            return True
         while not semaphore.acquire(timeout=POLL_S):
             cancellation.check()
-            if stop():
+            if stop is not None and stop():
                 return False
         return True
 

@@ -57,12 +57,11 @@ class VersionChanged(Exception):
 
 @dataclass(frozen=True)
 class Fetched:
-    """What a finished fetch learned of the object: its size and its headers."""
+    """What a finished fetch learned of the object."""
 
     size: int
     etag: Optional[str]
     content_encoding: Optional[str]
-    headers: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ def _fetch_version(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: i
                     layouts["whole"] = learn_layout(ctx, bucket, key, response, size)
                 sink.allocate(size)
                 check = BodyCheck(response.get("ContentLength"), layouts["whole"])
-                copy_body(ctx, response["Body"], sink, 0, None, check)
+                copy_body(ctx, response["Body"], sink, Position(), None, check)
                 check.verify()
             finally:
                 response["Body"].close()
@@ -131,7 +130,7 @@ def _fetch_version(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: i
         size = first.get("ContentLength") or 0
         progress.total = size
         progress.advance(size)
-        return Fetched(size, etag, first.get("ContentEncoding"), first)
+        return Fetched(size, etag, first.get("ContentEncoding"))
     preopened: dict[int, Mapping[str, Any]] = {0: first}
     try:
         content_range = parse_content_range(first.get("ContentRange"))
@@ -167,7 +166,7 @@ def _fetch_version(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: i
         ctx.retrying(fetch_all, what=f"download {url}", on_retry=lambda: progress.restart(total),
                      budget=SharedBudget(list(budgets.values())),
                      retryable=lambda exc: isinstance(exc, ChecksumMismatch))
-        return Fetched(total, etag, first.get("ContentEncoding"), first)
+        return Fetched(total, etag, first.get("ContentEncoding"))
     finally:
         for response in preopened.values():
             response["Body"].close()
@@ -199,29 +198,37 @@ def _hash(ctx: CallContext, digest: Any, data: Any) -> None:
     ctx.off_hub(digest.update, data)
 
 
-def copy_body(ctx: CallContext, body: Any, sink: Sink, offset: int, limit: Optional[int], digest: Any) -> int:
-    """Copy ``body`` into ``sink`` from ``offset``; stops after ``limit`` bytes if given.
+class Position:
+    """Where the next byte of a body goes; moved on as bytes land, even if the body breaks."""
 
-    ``digest`` (anything with ``update``, or None) sees every byte copied. The call's
-    cancellation is checked between reads. Reads the body to its end whenever it holds
-    no more than ``limit``, so that the connection goes back to the pool; otherwise
-    the caller closes it (the rest is not wanted).
+    def __init__(self, at: int = 0) -> None:
+        self.at = at
+
+
+def copy_body(ctx: CallContext, body: Any, sink: Sink, position: Position, limit: Optional[int],
+              digest: Any) -> int:
+    """Copy ``body`` into ``sink`` at ``position``; stops after ``limit`` bytes if given.
+
+    Returns the bytes copied. ``digest`` (anything with ``update``, or None) sees every
+    byte copied. The call's cancellation is checked between reads. Reads the body to
+    its end whenever it holds no more than ``limit``, so that the connection goes back
+    to the pool; otherwise the caller closes it (the rest is not wanted).
     """
-    copied = 0
-    while limit is None or copied < limit:
+    start = position.at
+    while limit is None or position.at - start < limit:
         ctx.cancellation.check()
-        want = READ_CHUNK if limit is None else min(READ_CHUNK, limit - copied)
+        want = READ_CHUNK if limit is None else min(READ_CHUNK, limit - (position.at - start))
         data = body.read(want)
         if not data:
-            return copied
-        sink.write_at(offset + copied, data)
+            return position.at - start
+        sink.write_at(position.at, data)
         if digest is not None:
             _hash(ctx, digest, data)
-        copied += len(data)
+        position.at += len(data)
     # One more read finds the end of the body, which hands the connection back to the
     # pool. If bytes remain instead, they belong to another range.
     body.read(1)
-    return copied
+    return position.at - start
 
 
 def fetch_range(ctx: CallContext, bucket: str, key: str, etag_header: Optional[str], total: int,
@@ -234,55 +241,36 @@ def fetch_range(ctx: CallContext, bucket: str, key: str, etag_header: Optional[s
     """
     pending = [preopened] if preopened is not None else []
     md5 = hashlib.md5() if hashing else None
-    position = [span.start]
+    position = Position(span.start)
     pinned = strip_etag(etag_header)
     if_match = {"IfMatch": etag_header} if etag_header else {}
 
     def attempt() -> FetchedRange:
-        while position[0] < span.end:
+        while position.at < span.end:
             # The first response, already open, serves the start of the first range.
             response = pending.pop() if pending else ctx.send(
-                "get_object", Bucket=bucket, Key=key, Range=ByteRange(position[0], span.end).header, **if_match)
+                "get_object", Bucket=bucket, Key=key, Range=ByteRange(position.at, span.end).header, **if_match)
             try:
                 answered = parse_content_range(response.get("ContentRange"))
                 if strip_etag(response.get("ETag")) != pinned:
                     # A store that ignores If-Match answered with another version.
                     raise VersionChanged(f"asked for ETag {pinned}, the answer has {response.get('ETag')}")
-                if answered is None or answered.first != position[0] or answered.total != total:
+                if answered is None or answered.first != position.at or answered.total != total:
                     raise DownloadException(
-                        f"download {s3_url(bucket, key)} failed: asked for bytes {position[0]}-{span.end - 1}, "
+                        f"download {s3_url(bucket, key)} failed: asked for bytes {position.at}-{span.end - 1}, "
                         f"the server answered {response.get('ContentRange') or 'without a range'}",
                         bucket=bucket, key=key, operation="download")
                 until = min(answered.last + 1, span.end)
-                wanted = until - position[0]
-                copied = _copy_counting(ctx, response["Body"], sink, position, wanted, md5)
+                wanted = until - position.at
+                copied = copy_body(ctx, response["Body"], sink, position, wanted, md5)
                 if copied != wanted:
-                    raise ChecksumMismatch(f"bytes {position[0] - copied}-{until - 1} ended after {copied} bytes")
+                    raise ChecksumMismatch(f"bytes {position.at - copied}-{until - 1} ended after {copied} bytes")
             finally:
                 response["Body"].close()
         return FetchedRange(span, md5.digest() if md5 is not None else None)
 
     return ctx.retrying(
         attempt, what=f"download bytes {span.start}-{span.end - 1} of {s3_url(bucket, key)}", budget=budget)
-
-
-def _copy_counting(ctx: CallContext, body: Any, sink: Sink, position: list[int], wanted: int, md5: Any) -> int:
-    """copy_body that moves ``position`` on as bytes land, even when the body breaks."""
-    start = position[0]
-
-    class Advancing:
-        def write_at(self, offset: int, data: Any) -> None:
-            sink.write_at(offset, data)
-            position[0] = offset + len(data)
-
-        def allocate(self, size: int) -> None:  # pragma: no cover - never allocated
-            raise AssertionError
-
-        def read_at(self, offset: int, size: int) -> Any:  # pragma: no cover
-            return sink.read_at(offset, size)
-
-    copy_body(ctx, body, Advancing(), start, wanted, md5)
-    return position[0] - start
 
 
 # -- what to check the bytes against -------------------------------------------------
