@@ -211,7 +211,7 @@ class Batch:
             if reserved in kwargs:
                 raise TypeError(f"{operation}() in a batch takes no {reserved}= (it is already a batch call)")
         # Wrong arguments are a bug at the call site: say so now, not when the call runs.
-        bound = _signature(operation).bind(None, *args, **kwargs)
+        bound = _signature(type(self._connection), operation).bind(None, *args, **kwargs)
         arguments = bound.arguments
         bucket = arguments.get("bucket", arguments.get("dst_bucket"))
         key = arguments.get("key", arguments.get("dst_key", arguments.get("prefix")))
@@ -408,11 +408,9 @@ class Batch:
 
 
 @functools.lru_cache(maxsize=None)
-def _signature(operation: str) -> inspect.Signature:
+def _signature(connection_class: Any, operation: str) -> inspect.Signature:
     """The signature of ``Connection.<operation>`` (with ``self``), computed once."""
-    from .connection import Connection
-
-    return inspect.signature(getattr(Connection, operation))
+    return inspect.signature(getattr(connection_class, operation))
 
 
 def _report_unseen(failures: list[_Failure], what: str) -> None:
