@@ -407,10 +407,15 @@ class Batch:
             self._closed = True
 
 
-@functools.lru_cache(maxsize=None)
+_signatures: dict[tuple[Any, str], inspect.Signature] = {}
+
+
 def _signature(connection_class: Any, operation: str) -> inspect.Signature:
     """The signature of ``Connection.<operation>`` (with ``self``), computed once."""
-    return inspect.signature(getattr(connection_class, operation))
+    found = _signatures.get((connection_class, operation))
+    if found is None:
+        found = _signatures[(connection_class, operation)] = inspect.signature(getattr(connection_class, operation))
+    return found
 
 
 def _report_unseen(failures: list[_Failure], what: str) -> None:
