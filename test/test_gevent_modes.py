@@ -5,7 +5,8 @@ sockets; one that did not gets native threads behind greenlet handles. Either wa
 uploads in batch(50) against a server answering after 50 ms must have many requests
 on the wire at once and take a fraction of the 5 s they would take one at a time,
 with no warning, no traceback and no hang. Each runs over HTTP and HTTPS: gevent
-patches ssl as well as socket, and a program may have imported ssl before patching.
+patches ssl as well as socket, and a program may have imported ssl before patching,
+or made its Connection before patching (whose client must then not exist yet).
 """
 
 import subprocess
@@ -18,12 +19,8 @@ from s3po_fixtures import endpoint_options
 PROGRAM = """
 import time, warnings, logging
 warnings.simplefilter("error")  # any warning (MonkeyPatchWarning included) fails the run
-{prelude}
-import s3po
-{after}
+{opening}
 from gevent import monkey
-conn = s3po.Connection(**{endpoint!r}, region_name="us-east-1",
-                       aws_access_key_id="a", aws_secret_access_key="b")
 conn.create_bucket("order-test")
 in_flight = [0, 0]  # now, peak: counted from botocore's own send and response events
 def sent(**kwargs):
@@ -55,19 +52,40 @@ def run_cleanly(program, allow_warnings=False):
     return result
 
 
-ORDERS = {
-    "patch-first": ("from gevent import monkey; monkey.patch_all()", "", "patched"),
-    "s3po-alone": ("", "", "threads"),
-    "others-first": ("import ssl, urllib3, requests, boto3, botocore", "", "threads"),
-    "s3po-then-patch": ("", "from gevent import monkey; monkey.patch_all()", "patched"),
+# The steps a program's first lines may take, in the order each ORDERS entry gives.
+STEPS = {
+    "patch": "from gevent import monkey; monkey.patch_all()",
+    "others": "import ssl, urllib3, requests, boto3, botocore",
+    "s3po": "import s3po",
+    "connect": "conn = s3po.Connection(**{options!r})",
 }
+
+# Each order: its steps, and the mode s3po must then run in.
+ORDERS = {
+    "patch-first": (("patch", "s3po", "connect"), "patched"),
+    "s3po-alone": (("s3po", "connect"), "threads"),
+    "others-first": (("others", "s3po", "connect"), "threads"),
+    "s3po-then-patch": (("s3po", "patch", "connect"), "patched"),
+    # A Connection made at module level before the program patches: its client (and
+    # ssl with it) must not have been built yet.
+    "connection-then-patch": (("s3po", "connect", "patch"), "patched"),
+}
+PATCHED_ORDERS = sorted(order for order, (_, mode) in ORDERS.items() if mode == "patched")
+
+
+def opening(order, endpoint_url, **options):
+    """A program's first lines: the steps of ``order``; ``conn`` reaches ``endpoint_url``."""
+    options = dict(endpoint_options(endpoint_url), region_name="us-east-1", aws_access_key_id="a",
+                   aws_secret_access_key="b", **options)
+    steps, _ = ORDERS[order]
+    return "\n".join(STEPS[step].format(options=options) for step in steps)
 
 
 @pytest.mark.parametrize("order", sorted(ORDERS))
 def test_concurrency_is_real_in_every_import_order(proxy, order):
-    prelude, after, mode = ORDERS[order]
+    _, mode = ORDERS[order]
     proxy.latency_s = 0.05
-    program = PROGRAM.format(prelude=prelude, after=after, endpoint=endpoint_options(proxy.url))
+    program = PROGRAM.format(opening=opening(order, proxy.url))
     result = run_cleanly(program)
     reported_mode, elapsed, peak = result.stdout.split()
     assert reported_mode == mode
