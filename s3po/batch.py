@@ -80,6 +80,18 @@ class _Failure:
     seen: list[bool]  # shared with the call's handle
 
 
+@dataclass
+class _Unseen:
+    """What the report of a failure needs, and nothing more.
+
+    Kept for the report when the batch is collected: the exception itself (its
+    traceback reaches the batch's frames) must not keep the batch alive till then.
+    """
+
+    message: str
+    seen: list[bool]
+
+
 class Batch:
     """Runs Connection calls concurrently, at most ``poolsize`` at once.
 
@@ -118,6 +130,7 @@ class Batch:
         self._calls: list[Call[Any]] = []
         self._running: set[Call[Any]] = set()
         self._failures: list[_Failure] = []
+        self._unseen: list[_Unseen] = []
         self._submitted = 0
         self._finished = 0
         self._reported = 0
@@ -125,7 +138,7 @@ class Batch:
         self._progress = BatchProgress()
         if not _background:
             # The background batch is finished and reported by its Connection instead.
-            weakref.finalize(self, _report_unseen, self._failures, "a batch")
+            weakref.finalize(self, _report_unseen, self._unseen, "a batch")
 
     def __repr__(self) -> str:
         return (f"<s3po.Batch poolsize={self._size} submitted={self._submitted} "
@@ -204,6 +217,7 @@ class Batch:
             raise ValueError(f"a batch cannot run {operation!r}; it runs {', '.join(OPERATIONS)}")
         if self._closed:
             raise RuntimeError("this batch has ended; start a new one with conn.batch()")
+        self._connection._check_open()
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         kwargs = dict(kwargs)
@@ -229,9 +243,13 @@ class Batch:
         if self._runtime.patched:
             self._running.add(call)
             call.run_here(work)
-        else:
-            deliver = call.run_elsewhere()
+            return call
+        deliver = call.run_elsewhere()
+        try:
             self._connection._workers().submit(lambda: deliver(work()))
+        except BaseException as exc:  # the connection closed meanwhile: this call never runs
+            deliver(Outcome(error=Cancelled(f"{operation}: not started: {exc}", operation=operation)))
+            raise
         return call
 
     def _wait_for_room(self) -> None:
@@ -288,7 +306,9 @@ class Batch:
             self._finished += 1
             self._running.discard(call)
             if outcome.error is not None and not isinstance(outcome.error, Cancelled):
-                self._failures.append(_Failure(CallError(operation, bucket, key, outcome.error), call.seen))
+                error = CallError(operation, bucket, key, outcome.error)
+                self._failures.append(_Failure(error, call.seen))
+                self._unseen.append(_Unseen(str(error), call.seen))
             if self._finished >= self._submitted:
                 self._idle.set()
         if operation in TRANSFERS:
@@ -328,6 +348,7 @@ class Batch:
         """The failures so far, forgotten once taken (each is reported once)."""
         with self._lock:
             taken, self._failures[:] = list(self._failures), []
+            self._unseen[:] = []
             self._reported = 0
         for failure in taken:
             failure.seen[0] = True
@@ -382,7 +403,7 @@ class Batch:
 
     def report_unseen(self, what: str) -> None:
         """Report the failures nobody looked at (see the class docstring)."""
-        _report_unseen(self._failures, what)
+        _report_unseen(self._unseen, what)
 
     def __enter__(self) -> "Batch":
         return self
@@ -418,7 +439,7 @@ def _signature(connection_class: Any, operation: str) -> inspect.Signature:
     return found
 
 
-def _report_unseen(failures: list[_Failure], what: str) -> None:
+def _report_unseen(failures: list[_Unseen], what: str) -> None:
     """Tell the program of failures it never looked at, even when it configured no logging.
 
     With a logging handler, each failure already reached it at ERROR when the batch
@@ -426,7 +447,7 @@ def _report_unseen(failures: list[_Failure], what: str) -> None:
     interpreter's last-resort handler (stderr), as logging itself would do for a
     library that had no NullHandler.
     """
-    unseen = [failure.error for failure in failures if not failure.seen[0]]
+    unseen = [failure.message for failure in failures if not failure.seen[0]]
     if not unseen or _has_handler(logger):
         return
     shown = "".join(f"\n  {error}" for error in unseen[:20])

@@ -292,6 +292,7 @@ class Connection(LegacyNames):
         return Batch(self, poolsize, raise_errors=raise_errors, keep_results=keep_results)
 
     def _background(self) -> "Batch":
+        self._check_open()
         background = self._background_calls
         if background is None:
             from .batch import Batch
