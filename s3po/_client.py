@@ -10,7 +10,16 @@ if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
 
-__all__ = ["build_client", "check_client_arguments", "client_config", "hash_bodies_once", "refuse_short_bodies"]
+__all__ = [
+    "build_client",
+    "check_client_arguments",
+    "client_config",
+    "credentials_for",
+    "hash_bodies_once",
+    "new_session",
+    "refuse_short_bodies",
+    "tls_verify",
+]
 
 # Keywords of boto3's Session.client that s3po passes through unchanged.
 CLIENT_KEYWORDS = frozenset(
@@ -91,26 +100,49 @@ def client_config(user_config: Optional["Config"], max_connections: int) -> "Con
     )
 
 
+def new_session(session: Optional["boto3.session.Session"]) -> "boto3.session.Session":
+    """``session``, or a new one following boto3's credential chain."""
+    import boto3  # here, not at the top: see check_client_arguments
+
+    # A fresh Session, not boto3's module-level default: Sessions are not safe to share
+    # between threads while clients are being created.
+    return session if session is not None else boto3.session.Session()
+
+
 def build_client(
     session: Optional["boto3.session.Session"],
     max_connections: int,
     client_kwargs: dict[str, Any],
 ) -> Any:
     """A boto3 S3 client for ``session`` (default: boto3's credential chain)."""
-    import boto3  # here, not at the top: see check_client_arguments
-
     check_client_arguments(session, client_kwargs)
     kwargs = dict(client_kwargs)
     config = client_config(kwargs.pop("config", None), max_connections)
-    if session is None:
-        # A fresh Session, not boto3's module-level default: Sessions are not safe to
-        # share between threads while clients are being created.
-        session = boto3.session.Session()
-    client = session.client("s3", config=config, **kwargs)
+    client = new_session(session).client("s3", config=config, **kwargs)
     skip_expect_continue(client)
     refuse_short_bodies(client)
     hash_bodies_once(client)
     return client
+
+
+def credentials_for(session: "boto3.session.Session", client_kwargs: dict[str, Any]) -> Any:
+    """The credentials a client made with ``client_kwargs`` signs with, refreshable ones
+    included: given keys win, as in boto3; otherwise the session's provider chain."""
+    if client_kwargs.get("aws_access_key_id") and client_kwargs.get("aws_secret_access_key"):
+        from botocore.credentials import Credentials
+
+        return Credentials(client_kwargs["aws_access_key_id"], client_kwargs["aws_secret_access_key"],
+                           client_kwargs.get("aws_session_token"))
+    return session.get_credentials()
+
+
+def tls_verify(session: "boto3.session.Session", client_kwargs: dict[str, Any]) -> Any:
+    """What the client verifies certificates with: ``verify=``, else the session's CA bundle."""
+    verify = client_kwargs.get("verify")
+    if verify is not None:
+        return verify
+    core = getattr(session, "_session", None)  # botocore's session behind boto3's
+    return core.get_config_variable("ca_bundle") if core is not None else None
 
 
 # Bodies up to this size go out without "Expect: 100-continue".

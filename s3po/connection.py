@@ -127,6 +127,10 @@ class Connection(LegacyNames):
       its batches and background calls; botocore's pool is sized to it.
     - ``verify_etag`` (True): compare ETags with the bytes' MD5s (uploads, downloads,
       streams); False for stores whose ETags are never MD5s. Sizes are always checked.
+    - ``request_path`` ("lean"): the hot operations (PutObject, UploadPart, GetObject,
+      HeadObject, DeleteObject) are signed and sent by s3po itself, everything else
+      and every case it does not reproduce exactly by botocore; "botocore" sends
+      everything through the boto3 client.
     - Any boto3 client keyword: ``endpoint_url``, ``region_name``, ``aws_access_key_id``,
       ``aws_secret_access_key``, ``aws_session_token``, ``config`` (a botocore Config),
       ``use_ssl``, ``verify``, ``api_version``, ``aws_account_id``.
@@ -150,6 +154,7 @@ class Connection(LegacyNames):
         workers: int = 8,
         max_connections: int = 64,
         verify_etag: bool = True,
+        request_path: str = "lean",
         backoff_base: Optional[float] = None,
         backoff_cap: Optional[float] = None,
         **client_kwargs: Any,
@@ -168,6 +173,10 @@ class Connection(LegacyNames):
         if not isinstance(verify_etag, bool):
             raise TypeError(f"verify_etag must be True or False, not {verify_etag!r}")
         self.verify_etag = verify_etag
+        if request_path not in ("lean", "botocore"):
+            raise ValueError(f"request_path must be 'lean' or 'botocore', not {request_path!r}")
+        self.request_path = request_path
+        self._lean: Any = None  # leanpath.LeanPath, made with the client
         _client.check_client_arguments(session, client_kwargs)
         self._session = session
         self._client_kwargs = dict(client_kwargs)
@@ -205,8 +214,20 @@ class Connection(LegacyNames):
             lock = self._client_locks.setdefault(runtime.patched, runtime.lock())
             with lock:
                 if self._client is None:
-                    self._client = _client.build_client(self._session, self.max_connections, self._client_kwargs)
+                    self._client = self._build_client()
                 client = self._client
+        return client
+
+    def _build_client(self) -> Any:
+        session = _client.new_session(self._session)
+        client = _client.build_client(session, self.max_connections, self._client_kwargs)
+        if self.request_path == "lean":
+            from . import __version__
+            from .leanpath import LeanPath
+
+            self._lean = LeanPath(client, _client.credentials_for(session, self._client_kwargs),
+                                  f"s3po/{__version__} {_runtime_agent()}", self.max_connections,
+                                  _client.tls_verify(session, self._client_kwargs))
         return client
 
     @property
@@ -229,9 +250,11 @@ class Connection(LegacyNames):
         self._check_open()
         runtime = current()
         inside = in_call.get()
+        client = self.client
         return CallContext(
             connection=self,
-            client=self.client,
+            client=client,
+            lean=self._lean if client is self._client else None,  # never for a mock's client
             policy=self._policy(retries),
             runtime=runtime,
             cancellation=inside.cancellation if inside is not None else Cancellation(runtime),
@@ -340,6 +363,8 @@ class Connection(LegacyNames):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+        if self._lean is not None:
+            self._lean.close()
 
     def __enter__(self) -> "Connection":
         return self
@@ -781,3 +806,10 @@ def _finish_background_work() -> None:
         background.report_errors()
         background.report_unseen("background calls")
 
+
+def _runtime_agent() -> str:
+    import platform
+
+    import botocore
+
+    return f"Python/{platform.python_version()} botocore/{botocore.__version__}"

@@ -44,6 +44,7 @@ class CallContext:
 
     connection: "Connection"
     client: Any
+    lean: Any  # leanpath.LeanPath, or None: everything through the client
     policy: RetryPolicy
     runtime: Runtime
     cancellation: Cancellation
@@ -59,8 +60,15 @@ class CallContext:
         return self.part_size or DEFAULT_PART_SIZE
 
     def send(self, operation: str, **params: Any) -> Any:
-        """Send one S3 request (``operation`` is the boto3 client method's name)."""
+        """Send one S3 request (``operation`` is the boto3 client method's name).
+
+        The one path every request takes: the lean path when it serves the request,
+        the boto3 client otherwise (see leanpath.py).
+        """
         self.cancellation.check()
+        lean = self.lean
+        if lean is not None and lean.serves(operation, params):
+            return lean.send(operation, params)
         return getattr(self.client, operation)(**params)
 
     def retrying(self, attempt: Callable[[], T], *, what: str, on_retry: Optional[Callable[[], None]] = None,
