@@ -6,6 +6,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Optional
 
+from .units import MiB
+
 if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
@@ -146,7 +148,7 @@ def tls_verify(session: "boto3.session.Session", client_kwargs: dict[str, Any]) 
 
 
 # Bodies up to this size go out without "Expect: 100-continue".
-EXPECT_CONTINUE_MIN_BYTES = 8 * 1024 * 1024
+EXPECT_CONTINUE_MIN_BYTES = 8 * MiB
 
 
 def skip_expect_continue(client: Any) -> None:

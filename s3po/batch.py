@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import traceback
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping, Optional, TypeVar, overload
@@ -40,6 +41,9 @@ __all__ = ["Batch", "CallError", "OPERATIONS", "TRANSFERS"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
+# How long a cancelled batch lets its greenlets reach a safe point before killing them.
+CANCEL_GRACE_S = 5.0
 Callback = Optional[Callable[[T], Any]]
 
 # The Connection methods a batch offers, each returning a started Call instead of a result.
@@ -77,19 +81,20 @@ class CallError:
 @dataclass
 class _Failure:
     error: CallError
-    seen: list[bool]  # shared with the call's handle
+    report: "_Report"
 
 
 @dataclass
-class _Unseen:
-    """What the report of a failure needs, and nothing more.
+class _Report:
+    """What reporting a failure needs, and nothing more.
 
     Kept for the report when the batch is collected: the exception itself (its
     traceback reaches the batch's frames) must not keep the batch alive till then.
     """
 
     message: str
-    seen: list[bool]
+    seen: list[bool]  # shared with the call's handle: the program looked at the failure
+    logged: bool = False  # logged at ERROR when the batch ended
 
 
 class Batch:
@@ -129,16 +134,18 @@ class Batch:
         self._keep_results = keep_results
         self._calls: list[Call[Any]] = []
         self._running: set[Call[Any]] = set()
+        self._holding_room: set[Call[Any]] = set()
         self._failures: list[_Failure] = []
-        self._unseen: list[_Unseen] = []
+        self._reports: list[_Report] = []
         self._submitted = 0
         self._finished = 0
-        self._reported = 0
+        self._cancelled = 0
         self._closed = False
         self._progress = BatchProgress()
-        if not _background:
-            # The background batch is finished and reported by its Connection instead.
-            weakref.finalize(self, _report_unseen, self._unseen, "a batch")
+        what = "background calls" if _background else "a batch"
+        finalizer = weakref.finalize(self, _report_unseen, self._reports, what)
+        # At exit, the Connection finishes its background calls first, then reports them.
+        finalizer.atexit = not _background
 
     def __repr__(self) -> str:
         return (f"<s3po.Batch poolsize={self._size} submitted={self._submitted} "
@@ -237,49 +244,56 @@ class Batch:
         with self._lock:
             self._submitted += 1
             self._idle.clear()
+            self._holding_room.add(call)
             if self._keep_results:
                 self._calls.append(call)
-        work = functools.partial(self._execute, operation, method, args, kwargs, callback)
-        if self._runtime.patched:
+        work = functools.partial(self._execute, call, operation, method, args, kwargs, callback)
+        with self._lock:
             self._running.add(call)
-            call.run_here(work)
-            return call
-        deliver = call.run_elsewhere()
         try:
-            self._connection._workers().submit(lambda: deliver(work()))
+            self._runtime.start_call(call, work, self._connection._workers)
         except BaseException as exc:  # the connection closed meanwhile: this call never runs
-            deliver(Outcome(error=Cancelled(f"{operation}: not started: {exc}", operation=operation)))
+            call._settle(Outcome(error=Cancelled(f"{operation}: not started: {exc}", operation=operation)))
             raise
         return call
 
     def _wait_for_room(self) -> None:
-        try:
-            self._room.acquire()
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt from None  # without the hub's frames in the traceback
+        _plainly_interrupted(self._room.acquire)
 
-    def _execute(self, operation: str, method: Callable[..., Any], args: tuple[Any, ...],
+    def _return_room(self, call: Call[Any]) -> None:
+        """Give back the room ``call`` took in the batch; once, whoever asks first."""
+        with self._lock:
+            if call not in self._holding_room:
+                return
+            self._holding_room.discard(call)
+        self._room.release()
+
+    def _execute(self, call: Call[Any], operation: str, method: Callable[..., Any], args: tuple[Any, ...],
                  kwargs: dict[str, Any], callback: Optional[Callable[[Any], Any]]) -> Outcome:
-        """Run one call, then its callback, in its greenlet or on a worker thread. Never raises."""
+        """Run one call, then its callback, in its greenlet or on a worker thread. Never raises.
+
+        The call's room in the batch is given back before the callback runs, so that a
+        callback may add calls to a full batch.
+        """
         runtime = self._runtime
         try:
-            result = self._holding_a_slot(method, args, kwargs)
+            try:
+                result = self._holding_a_slot(method, args, kwargs)
+            finally:
+                self._return_room(call)
             if callback is not None:
                 callback(result)
             return Outcome(value=result)
         except Cancelled as exc:
-            return Outcome(error=exc)
+            return Outcome(error=_lightened(exc))
         except BaseException as exc:
-            if not isinstance(exc, Exception) and runtime.patched:
-                # GreenletExit: the batch killed this call, which stopped where it was.
-                # Ctrl-C or an exit that landed in this greenlet belongs to the program:
-                # hand it to the main greenlet, where gevent would have sent it.
+            if not isinstance(exc, Exception):
+                # A kill (GreenletExit): the batch stopped this call where it was. A Ctrl-C
+                # or an exit that landed in this call belongs to the program.
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    import gevent
-
-                    gevent.get_hub().handle_system_error(type(exc), exc, None)
+                    runtime.hand_over(exc)
                 exc = Cancelled(f"{operation}: cancelled", operation=operation)
-            return Outcome(error=exc)
+            return Outcome(error=_lightened(exc))
 
     def _holding_a_slot(self, method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """``method(*args, **kwargs)`` within the Connection's cap on requests in flight.
@@ -305,24 +319,24 @@ class Batch:
         with self._lock:
             self._finished += 1
             self._running.discard(call)
-            if outcome.error is not None and not isinstance(outcome.error, Cancelled):
+            if isinstance(outcome.error, Cancelled):
+                self._cancelled += 1
+            elif outcome.error is not None:
                 error = CallError(operation, bucket, key, outcome.error)
-                self._failures.append(_Failure(error, call.seen))
-                self._unseen.append(_Unseen(str(error), call.seen))
+                report = _Report(str(error), call.seen)
+                self._failures.append(_Failure(error, report))
+                self._reports.append(report)
             if self._finished >= self._submitted:
                 self._idle.set()
         if operation in TRANSFERS:
             self._progress.end_call()
-        self._room.release()
+        self._return_room(call)
 
     # -- waiting and results ------------------------------------------------------------
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait for every call so far; True when all are done (False on timeout)."""
-        try:
-            return bool(self._idle.wait(timeout))
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt from None  # without the hub's frames in the traceback
+        return bool(_plainly_interrupted(self._idle.wait, timeout))
 
     def results(self) -> list[Any]:
         """Each call's value in submission order; None for calls that failed."""
@@ -331,32 +345,35 @@ class Batch:
         return [call.value for call in self._calls]
 
     def success(self) -> bool:
-        """True only if every call has finished and none failed."""
+        """True only if every call has finished, none failed and none was cancelled."""
         with self._lock:
             for failure in self._failures:
-                failure.seen[0] = True
-            return self._finished >= self._submitted and not self._failures
+                failure.report.seen[0] = True
+            return self._finished >= self._submitted and not self._failures and not self._cancelled
 
     def errors(self) -> list[CallError]:
-        """A CallError (operation, bucket, key, exception) for each call that failed."""
+        """A CallError (operation, bucket, key, exception) for each call that failed.
+
+        Cancelled calls are not failures: ``counts["cancelled"]`` says how many there were.
+        """
         with self._lock:
             for failure in self._failures:
-                failure.seen[0] = True
+                failure.report.seen[0] = True
             return [failure.error for failure in self._failures]
 
     def take_errors(self) -> list[CallError]:
         """The failures so far, forgotten once taken (each is reported once)."""
         with self._lock:
             taken, self._failures[:] = list(self._failures), []
-            self._unseen[:] = []
-            self._reported = 0
+            self._reports[:] = []
         for failure in taken:
-            failure.seen[0] = True
+            failure.report.seen[0] = True
         return [failure.error for failure in taken]
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"submitted": self._submitted, "finished": self._finished, "failed": len(self._failures)}
+        return {"submitted": self._submitted, "finished": self._finished, "failed": len(self._failures),
+                "cancelled": self._cancelled}
 
     @property
     def progress(self) -> TransferTotals:
@@ -376,14 +393,19 @@ class Batch:
 
     def cancel(self) -> None:
         """Stop every call: those not started never do, those in flight stop at their next
-        safe point (a multipart upload is aborted, a download leaves no file)."""
+        safe point (a multipart upload is aborted, a download leaves no file).
+
+        A request already on the wire is let finish, and its call reports what
+        happened: an object stored by a PUT that went out is the call's success, never
+        a cancelled call's leftover. Greenlets that have not reached a safe point after
+        a few seconds (a request that hangs) are killed.
+        """
         self._cancellation.cancel()
-        try:
-            if self._runtime.patched:
-                self._runtime.stop(list(self._running))
-            self._idle.wait()
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt from None
+        if not _plainly_interrupted(self._idle.wait, CANCEL_GRACE_S):
+            with self._lock:
+                running = list(self._running)
+            self._runtime.stop(running)  # greenlets are killed; threads, waited for
+        _plainly_interrupted(self._idle.wait)
 
     def close(self) -> None:
         """Wait for everything, log each failure once at ERROR."""
@@ -395,15 +417,11 @@ class Batch:
 
     def report_errors(self) -> None:
         """Log each failure not logged yet at ERROR."""
-        with self._lock:
-            fresh = self._failures[self._reported:]
-            self._reported = len(self._failures)
-        for failure in fresh:
-            logger.error("batch call failed: %s", failure.error)
+        _log_fresh(self._reports)
 
     def report_unseen(self, what: str) -> None:
         """Report the failures nobody looked at (see the class docstring)."""
-        _report_unseen(self._unseen, what)
+        _report_unseen(self._reports, what)
 
     def __enter__(self) -> "Batch":
         return self
@@ -439,29 +457,67 @@ def _signature(connection_class: Any, operation: str) -> inspect.Signature:
     return found
 
 
-def _report_unseen(failures: list[_Unseen], what: str) -> None:
+def _log_fresh(reports: list[_Report]) -> None:
+    for report in list(reports):
+        if not report.logged:
+            report.logged = True
+            logger.error("batch call failed: %s", report.message)
+
+
+def _report_unseen(reports: list[_Report], what: str) -> None:
     """Tell the program of failures it never looked at, even when it configured no logging.
 
-    With a logging handler, each failure already reached it at ERROR when the batch
-    ended. Without one, s3po's NullHandler would swallow them: they go to the
+    Each is logged at ERROR if it was not yet (a batch never closed). Without a
+    logging handler, s3po's NullHandler would swallow them: they go to the
     interpreter's last-resort handler (stderr), as logging itself would do for a
     library that had no NullHandler.
     """
-    unseen = [failure.message for failure in failures if not failure.seen[0]]
-    if not unseen or _has_handler(logger):
+    unseen = [report for report in reports if not report.seen[0]]
+    if not unseen:
         return
-    shown = "".join(f"\n  {error}" for error in unseen[:20])
-    more = f"\n  ... and {len(unseen) - 20} more" if len(unseen) > 20 else ""
+    _log_fresh(unseen)
+    if _has_handler(logger):
+        for report in unseen:
+            report.seen[0] = True
+        return
+    messages = [report.message for report in unseen]
+    failures = unseen
+    shown = "".join(f"\n  {message}" for message in messages[:20])
+    more = f"\n  ... and {len(messages) - 20} more" if len(messages) > 20 else ""
     record = logger.makeRecord(
         logger.name, logging.ERROR, __file__, 0,
-        f"{len(unseen)} call(s) of {what} failed and the program never looked at them:{shown}{more}",
+        f"{len(messages)} call(s) of {what} failed and the program never looked at them:{shown}{more}",
         (), None,
     )
     last_resort = logging.lastResort
     if last_resort is not None:
         last_resort.handle(record)
-    for failure in failures:
-        failure.seen[0] = True
+    for report in failures:
+        report.seen[0] = True
+
+
+def _plainly_interrupted(wait: Callable[..., R], *args: Any) -> R:
+    """``wait(*args)``; a Ctrl-C that lands in it is raised again from here, so that the
+    traceback the program shows does not end inside the hub that was waiting."""
+    try:
+        return wait(*args)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt from None
+
+
+def _lightened(error: BaseException) -> BaseException:
+    """``error``, its traceback's frames cleared of their variables (and its causes').
+
+    A failed call's exception is kept for the program; the frames it ran through
+    must not keep what they held (a whole download's buffer) alive with it.
+    """
+    seen: set[int] = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+    return error
 
 
 def _has_handler(start: logging.Logger) -> bool:

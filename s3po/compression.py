@@ -10,6 +10,8 @@ import gzip
 import zlib
 from typing import Callable, Iterator, Optional
 
+from .units import IN_MEMORY_MAX
+
 __all__ = [
     "CODECS",
     "CompressingReader",
@@ -22,10 +24,9 @@ __all__ = [
 ]
 
 CODECS = ("deflate", "gzip")
-MiB = 1024 * 1024
 CHUNK = 256 * 1024
 # Compressed output up to this size stays in memory; past it, it spools to disk.
-SPOOL_THRESHOLD = 8 * MiB
+SPOOL_THRESHOLD = IN_MEMORY_MAX
 
 _ALIASES = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
 

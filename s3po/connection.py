@@ -8,12 +8,10 @@ buckets.py. Errors leave as s3po exceptions, translated here and nowhere else.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import io
 import logging
 import os
-import weakref
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -35,7 +33,7 @@ from .arguments import check_bucket, check_key, check_path, check_positive_int, 
 from .compression import check_codec
 from .context import CallContext, in_call
 from .errors import (
-    BatchError,
+    Cancelled,
     DeleteException,
     DownloadException,
     S3POException,
@@ -50,12 +48,14 @@ from .payload import check_data
 from .progress import Progress, check_progress
 from .records import Key, Prefix
 from .retry import RetryPolicy, check_retries
-from .runtime import Cancellation, NativeWorkers, current
+from .runtime import Cancellation, NativeWorkers, current, native
 from .stream import ObjectStream, open_stream
+from .units import MiB
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from .background import BackgroundCalls
     from .batch import Batch
     from .calls import Call
     from .mock import MockS3
@@ -82,8 +82,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 # Spelled out here: inside class Connection, "list" names the method.
 Names = Iterator[str]
 Entries = Iterator[Union[Key, Prefix]]
-
-MiB = 1024 * 1024
 
 
 def _backgroundable(method: F) -> F:
@@ -184,7 +182,9 @@ class Connection(LegacyNames):
         self._client_locks: dict[bool, Any] = {}
         self._slots = Slots(max_connections)
         self._native_workers: Optional[NativeWorkers] = None
-        self._background_calls: Optional["Batch"] = None
+        self._background_calls: Optional["BackgroundCalls"] = None
+        # Native: held only while making the background calls' batch, never across a switch.
+        self._setup_lock = native().lock()
         self._said: set[str] = set()
         self._closed = False
 
@@ -257,8 +257,8 @@ class Connection(LegacyNames):
             lean=self._lean if client is self._client else None,  # never for a mock's client
             policy=self._policy(retries),
             runtime=runtime,
-            cancellation=inside.cancellation if inside is not None else Cancellation(runtime),
-            holds_slot=inside is not None and inside.holds_slot,
+            cancellation=Cancellation(runtime, parent=inside.cancellation if inside is not None else None),
+            holds_slot=inside is not None,
             workers=self.workers,
             part_size=self.part_size,
             verify_etag=self.verify_etag,
@@ -275,6 +275,10 @@ class Connection(LegacyNames):
         ctx = self._context(retries)
         try:
             return work(ctx)
+        except Cancelled as exc:
+            if exc.operation is not None:
+                raise
+            raise translate(exc, error_class, operation, bucket, key) from None  # say which call
         except (S3POException, ValueError, TypeError):
             raise
         except OSError as exc:
@@ -314,18 +318,16 @@ class Connection(LegacyNames):
         self._check_open()
         return Batch(self, poolsize, raise_errors=raise_errors, keep_results=keep_results)
 
-    def _background(self) -> "Batch":
+    def _background(self) -> "BackgroundCalls":
         self._check_open()
         background = self._background_calls
         if background is None:
-            from .batch import Batch
+            from .background import BackgroundCalls
 
-            self._check_open()
-            background = Batch(self, self.max_connections, keep_results=False, _background=True)
-            if self._background_calls is None:  # another thread may have made one meanwhile
-                self._background_calls = background
-                _with_background_work.add(self)
-            background = self._background_calls
+            with self._setup_lock:
+                if self._background_calls is None:
+                    self._background_calls = BackgroundCalls(self)
+                background = self._background_calls
         return background
 
     def wait(self, timeout: Optional[float] = None) -> bool:
@@ -335,13 +337,7 @@ class Connection(LegacyNames):
         passed first, True when all are done.
         """
         background = self._background_calls
-        if background is None:
-            return True
-        done = background.wait(timeout)
-        failed = background.take_errors()
-        if failed:
-            raise BatchError(failed)
-        return done
+        return True if background is None else background.wait(timeout)
 
     def close(self) -> None:
         """Wait for background calls, then release threads and connections.
@@ -404,8 +400,9 @@ class Connection(LegacyNames):
         - ``retries``: this call's retries (default: the Connection's).
         - ``progress(bytes_done, bytes_total)``: called as parts are confirmed, and once
           at the end.
-        - ``background=True``: return a started Call at once; ``callback(key)`` runs when
-          it succeeds. ``conn.wait()`` waits for all background calls.
+        - ``background`` (False): True returns a started Call at once, and
+          ``callback(key)`` runs when it succeeds; ``conn.wait()`` waits for all
+          background calls.
 
         The MD5 of the bytes sent goes out as Content-MD5 and is compared with the ETag
         that comes back; a mismatch is retried, and damaged bytes are never left stored.
@@ -520,7 +517,8 @@ class Connection(LegacyNames):
                       background: bool = False, callback: Callback[None] = None) -> Any:
         """Download into the file at ``path``, atomically.
 
-        Options as for ``download``. The bytes land in a preallocated temporary file
+        Options as for ``download`` (``retries``, ``decompress``, ``progress``,
+        ``background``, ``callback``). The bytes land in a preallocated temporary file
         beside ``path`` (ranges written in place), renamed into place once verified. On
         any failure nothing is left at ``path`` (an existing file there is untouched),
         no temporary file remains, and folders this call created are removed. A full
@@ -787,24 +785,6 @@ def _put_params(key: str, headers: Optional[Mapping[str, Any]], codec: Optional[
         if guessed:
             params["ContentType"] = guessed
     return params
-
-
-_with_background_work: "weakref.WeakSet[Connection]" = weakref.WeakSet()
-
-
-@atexit.register
-def _finish_background_work() -> None:
-    """At exit, finish background calls still pending rather than drop them, and report
-    the failures nobody waited for."""
-    for connection in list(_with_background_work):
-        background = connection._background_calls
-        if background is None:
-            continue
-        if background.pending:
-            logger.warning("finishing %d background call(s) of %r before exit", background.pending, connection)
-        background.wait()
-        background.report_errors()
-        background.report_unseen("background calls")
 
 
 def _runtime_agent() -> str:

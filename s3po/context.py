@@ -28,10 +28,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class InCall:
-    """Set while a call of a batch (or a background call) runs: its slot and cancellation."""
+    """Set while a call of a batch (or a background call) runs, holding a connection slot:
+    the batch's cancellation, which the call's own follows."""
 
     cancellation: Cancellation
-    holds_slot: bool = True
 
 
 # Read by the Connection methods a batch runs, in the thread or greenlet running them.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import tempfile
 from typing import Any, BinaryIO, Optional
 
 from .atomicfile import AtomicFile
@@ -18,6 +19,7 @@ from .context import CallContext
 from .progress import Progress
 from .ranged import Fetched, fetch
 from .sinks import FileSink, MemorySink, Sink, SpoolSink, naming
+from .units import IN_MEMORY_MAX
 
 __all__ = ["to_file", "to_fileobj", "to_memory"]
 
@@ -32,7 +34,13 @@ def _codec(fetched: Fetched, decompress: bool) -> Optional[str]:
 
 def to_memory(ctx: CallContext, bucket: str, key: str, *, decompress: bool, progress: Progress) -> bytes:
     sink = MemorySink()
-    fetched = _fetch(ctx, bucket, key, sink, progress)
+    try:
+        fetched = _fetch(ctx, bucket, key, sink, progress)
+    except BaseException:
+        # The failure is kept (by a batch, a handle) with the frames it ran through,
+        # and a closure among them may still reach this sink: it lets go now.
+        sink.buffer = bytearray()
+        raise
     data = bytes(sink.buffer)  # the one copy; BytesIO over bytes shares them
     sink.buffer = bytearray()
     codec = _codec(fetched, decompress)
@@ -47,38 +55,24 @@ def to_memory(ctx: CallContext, bucket: str, key: str, *, decompress: bool, prog
 def to_fileobj(ctx: CallContext, bucket: str, key: str, fobj: BinaryIO, *, decompress: bool,
                progress: Progress) -> None:
     """Write the object into ``fobj`` once it verified; a failure leaves ``fobj`` untouched."""
-    sink = SpoolSink()
-    try:
+    with SpoolSink() as sink:
         fetched = _fetch(ctx, bucket, key, sink, progress)
         codec = _codec(fetched, decompress)
-        source = sink.reader()
-        if codec is not None:
+        if codec is None:
+            _copy_into(sink.reader(), fobj)
+        else:
             # Decoded into a second spool first: a body that does not decode must not
             # leave half its bytes in the caller's file.
-            decoded = SpooledCopy()
-            decode_into(source.read, decoded.write, codec)
-            source = decoded.reader()
-        with naming(getattr(fobj, "name", None) or repr(fobj)):
-            shutil.copyfileobj(source, fobj, CHUNK * 4)
-    finally:
-        sink.close()
+            with tempfile.SpooledTemporaryFile(max_size=IN_MEMORY_MAX, prefix="s3po-") as decoded:
+                decode_into(sink.reader().read, decoded.write, codec)
+                decoded.seek(0)
+                _copy_into(decoded, fobj)
     progress.finish()
 
 
-class SpooledCopy:
-    """Bytes written in order, kept in memory up to a few MiB, then on disk."""
-
-    def __init__(self) -> None:
-        import tempfile
-
-        self._spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, prefix="s3po-")
-
-    def write(self, data: Any) -> None:
-        self._spool.write(data)
-
-    def reader(self) -> Any:
-        self._spool.seek(0)
-        return self._spool
+def _copy_into(source: Any, fobj: BinaryIO) -> None:
+    with naming(getattr(fobj, "name", None) or repr(fobj)):
+        shutil.copyfileobj(source, fobj, CHUNK * 4)
 
 
 def to_file(ctx: CallContext, bucket: str, key: str, path: str, *, decompress: bool,

@@ -20,10 +20,12 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Union
 
+from .units import MiB
+
 __all__ = ["Endpoint", "Pool", "Response", "TransportError"]
 
 Body = Union[bytes, bytearray, memoryview, Any]  # or a binary file positioned at its start
-SEND_BLOCK = 1024 * 1024  # file bodies go out in blocks this big (http.client's default: 8 KiB)
+SEND_BLOCK = MiB  # file bodies go out in blocks this big (http.client's default: 8 KiB)
 
 # Failures of a reused connection that mean "the server closed it while it was idle".
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)

@@ -76,11 +76,12 @@ class Layout:
     parts: Optional[int] = None
     part_size: Optional[int] = None
     reason: Optional[str] = None
+    topic: Optional[str] = None  # the kind of reason, said once per Connection
 
-    def with_part_size(self, part_size: Optional[int], reason: str) -> "Layout":
+    def with_part_size(self, part_size: Optional[int], reason: str, topic: str) -> "Layout":
         if part_size:
             return Layout("parts", self.etag, self.parts, part_size)
-        return Layout("size", self.etag, reason=reason)
+        return Layout("size", self.etag, reason=reason, topic=topic)
 
     def fits(self, total: int) -> bool:
         """True when ``parts`` parts of ``part_size`` make an object of ``total`` bytes."""
@@ -94,11 +95,12 @@ class Layout:
 def layout_from_etag(etag: Optional[str], response: Mapping[str, Any], verify_etag: bool) -> Layout:
     """The check an object's ETag allows; a multipart one still needs its part size."""
     if not verify_etag:
-        return Layout("size", etag, reason="ETag checks are off (verify_etag=False)")
+        return Layout("size", etag, reason="ETag checks are off (verify_etag=False)", topic="off")
     if etag is None:
-        return Layout("size", reason="the store sent no ETag")
+        return Layout("size", reason="the store sent no ETag", topic="no-etag")
     if sse_hides_md5(response):
-        return Layout("size", etag, reason="its encryption (SSE-KMS, DSSE-KMS or SSE-C) makes the ETag opaque")
+        return Layout("size", etag, reason="its encryption (SSE-KMS, DSSE-KMS or SSE-C) makes the ETag opaque",
+                      topic="encrypted")
     if etag_is_md5(etag, response):
         return Layout("md5", etag.lower())
     parts = multipart_part_count(etag)
@@ -106,7 +108,8 @@ def layout_from_etag(etag: Optional[str], response: Mapping[str, Any], verify_et
         return Layout("md5", etag.lower(), parts=1)
     if parts is not None:
         return Layout("parts", etag.lower(), parts=parts)
-    return Layout("size", etag, reason=f"its ETag {etag!r} is neither an MD5 nor a multipart ETag")
+    return Layout("size", etag, reason=f"its ETag {etag!r} is neither an MD5 nor a multipart ETag",
+                  topic="opaque-etag")
 
 
 class BodyCheck:

@@ -38,6 +38,7 @@ from typing import Any, Mapping, Optional
 from ._client import EXPECT_CONTINUE_MIN_BYTES
 from .httppool import Endpoint, Pool, Response, TransportError
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Signer, canonical_query, timestamp
+from .units import MiB
 
 __all__ = ["LeanPath", "OPERATIONS"]
 
@@ -251,7 +252,7 @@ class LeanPath:
             return hashlib.sha256(body).hexdigest()
         start = body.tell()
         digest = hashlib.sha256()
-        for chunk in iter(lambda: body.read(1024 * 1024), b""):
+        for chunk in iter(lambda: body.read(MiB), b""):
             digest.update(chunk)
         body.seek(start)
         return digest.hexdigest()

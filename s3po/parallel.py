@@ -9,10 +9,11 @@ an idle consumer can never starve the others.
 
 from __future__ import annotations
 
+import collections
 import functools
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
-from .runtime import POLL_S, Cancellation, Runtime
+from .runtime import Cancellation, Runtime
 
 __all__ = ["Slots", "run_parallel"]
 
@@ -39,27 +40,21 @@ class Slots:
 
     def acquire(self, runtime: Runtime, cancellation: Cancellation,
                 stop: Optional[Callable[[], bool]] = None) -> bool:
-        """Take a slot; False when ``stop()`` says it is no longer wanted. Raises Cancelled.
-
-        A greenlet with nothing else to watch simply waits: cancelling kills it. A
-        native thread cannot be killed, so it looks at its cancellation now and then.
-        """
-        semaphore = self._semaphore(runtime)
-        if stop is None and runtime.patched:
-            semaphore.acquire()
-            return True
-        while not semaphore.acquire(timeout=POLL_S):
-            cancellation.check()
-            if stop is not None and stop():
-                return False
-        return True
+        """Take a slot; False when ``stop()`` says it is no longer wanted. Raises Cancelled."""
+        return runtime.acquire(self._semaphore(runtime), cancellation, stop)
 
     def release(self, runtime: Runtime) -> None:
         self._semaphore(runtime).release()
 
 
 class _Run:
-    """What the workers of one run_parallel share."""
+    """What the workers of one run_parallel share.
+
+    Tasks are pulled one at a time, holding no slot (a pull may wait, for room in a
+    read-ahead window), into ``ready``, where any worker holding a slot takes them:
+    the lent slot's worker too, so a call whose other workers find no free slot
+    still gets through its tasks on the slot it holds.
+    """
 
     def __init__(self, tasks: Iterator[Callable[[], Any]], runtime: Runtime) -> None:
         self.tasks = tasks
@@ -67,21 +62,32 @@ class _Run:
         self.exhausted = False
         self.lock = runtime.lock()
         self.results = runtime.queue()
+        self.ready: collections.deque[Callable[[], Any]] = collections.deque()
 
-    def next_task(self) -> Optional[Callable[[], Any]]:
-        # One worker at a time pulls, holding no slot: a source read part after part
-        # stays in order, at most one part per worker is in memory, and a pull that
-        # waits (for room in a window) keeps no connection from anyone.
+    def pull(self) -> bool:
+        """Pull the next task into ``ready``; False when there is none left (or the run stopped).
+
+        One worker at a time pulls: a source read part after part stays in order, and
+        at most one task per worker waits in ``ready``, so memory stays bounded.
+        """
         with self.lock:
             if self.stopped or self.exhausted:
-                return None
+                return False
             task = next(self.tasks, None)
             if task is None:
                 self.exhausted = True
-            return task
+                return False
+            self.ready.append(task)
+            return True
 
-    def finished(self) -> bool:
-        return self.stopped
+    def take(self) -> Optional[Callable[[], Any]]:
+        try:
+            return self.ready.popleft()
+        except IndexError:
+            return None
+
+    def nothing_to_run(self) -> bool:
+        return self.stopped or not self.ready
 
 
 _WORKER_EXITED = object()
@@ -93,28 +99,42 @@ def run_parallel(tasks: Iterator[Callable[[], R]], on_done: Callable[[R], Any], 
     """Run ``tasks`` (pulled one by one) on up to ``workers`` workers; ``on_done`` each result.
 
     Each task holds a slot of the Connection while it runs. A call that already holds
-    one (a call of a batch) lends it to its first worker, so no call ever waits for a
-    slot it holds itself. ``on_done`` runs in the caller's thread or greenlet, in
-    completion order. The first failure stops new tasks from starting and is raised
-    once the running ones have ended. An interruption of the caller (Ctrl-C, a killed
-    greenlet) cancels the running tasks at their next safe point and propagates.
+    one (a call of a batch) lends it to its first worker, which runs tasks for as long
+    as any are left, so no call ever waits for a slot it holds itself. ``on_done``
+    runs in the caller's thread or greenlet, in completion order. The first failure
+    stops new tasks from starting and is raised once the running ones have ended. An
+    interruption of the caller (Ctrl-C, a killed greenlet) cancels the call's running
+    tasks at their next safe point and propagates.
     """
     run = _Run(tasks, runtime)
     count = max(1, min(workers, expected if expected is not None else workers))
 
+    def with_lent_slot() -> None:
+        while not run.stopped:
+            task = run.take()
+            if task is None:
+                if not run.pull() and not run.ready:
+                    return
+                continue
+            run.results.put((True, task()))
+
+    def with_own_slots() -> None:
+        while not run.stopped:
+            if not run.ready and not run.pull():
+                return
+            # Something waits to run (this worker's pull, or another's): a slot for it.
+            if not slots.acquire(runtime, cancellation, run.nothing_to_run):
+                continue
+            try:
+                task = run.take()
+                if task is not None:
+                    run.results.put((True, task()))
+            finally:
+                slots.release(runtime)
+
     def work(lent_slot: bool) -> None:
         try:
-            while True:
-                task = run.next_task()
-                if task is None:
-                    return
-                if not lent_slot and not slots.acquire(runtime, cancellation, run.finished):
-                    return
-                try:
-                    run.results.put((True, task()))
-                finally:
-                    if not lent_slot:
-                        slots.release(runtime)
+            (with_lent_slot if lent_slot else with_own_slots)()
         except BaseException as exc:  # handed to the caller, who raises it
             run.stopped = True
             run.results.put((False, exc))

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from .units import GiB, MiB, TiB
+
 __all__ = [
     "ByteRange",
     "DEFAULT_PART_SIZE",
@@ -22,9 +24,6 @@ __all__ = [
     "split",
 ]
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-TiB = 1024 * GiB
 MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
 MAX_PART_SIZE = 5 * GiB
 MAX_PARTS = 10_000

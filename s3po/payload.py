@@ -15,16 +15,16 @@ import tempfile
 from typing import IO, Any, Callable, Iterator, Optional, Union
 
 from .compression import CompressingReader, compress_bytes
+from .units import IN_MEMORY_MAX, MiB
 
 __all__ = ["Parts", "Payload", "prepare"]
 
 Read = Callable[[int], bytes]
 
-MiB = 1024 * 1024
 CHUNK = 1 * MiB
 # Bodies up to this size are sent as bytes. botocore adds "Expect: 100-continue" to
 # every file-like body, which costs a round trip per request: too much for small ones.
-IN_MEMORY_LIMIT = 8 * MiB
+IN_MEMORY_LIMIT = IN_MEMORY_MAX
 
 
 class Payload:

@@ -24,13 +24,16 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 from .context import CallContext
 from .errors import ChecksumMismatch, DownloadException, error_code, http_status, s3_url
 from .integrity import BodyCheck, Layout, layout_from_etag
-from .parts import ByteRange, multipart_etag, parse_content_range, split
+from .parts import ByteRange, ContentRange, multipart_etag, parse_content_range, split
 from .progress import Progress
 from .records import strip_etag
 from .retry import Budget, SharedBudget, is_transient
 from .sinks import Sink
+from .units import MiB
 
 __all__ = [
+    "check_pinned",
+    "pinned_get",
     "Fetched",
     "FetchedRange",
     "RangePlan",
@@ -45,7 +48,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
 READ_CHUNK = 1 * MiB
 # Hashing at least this much is worth a trip to another thread under gevent (~0.4 ms).
 OFF_HUB_MIN_BYTES = 256 * 1024
@@ -114,7 +116,8 @@ def _fetch_version(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: i
             try:
                 size = response.get("ContentLength") or 0
                 if "whole" not in layouts:
-                    layouts["whole"] = learn_layout(ctx, bucket, key, response, size)
+                    # Asked once in this attempt: the attempt itself is what retries.
+                    layouts["whole"] = learn_layout(ctx, bucket, key, response, size, retried=False)
                 sink.allocate(size)
                 check = BodyCheck(response.get("ContentLength"), layouts["whole"])
                 copy_body(ctx, response["Body"], sink, Position(), None, check)
@@ -242,24 +245,14 @@ def fetch_range(ctx: CallContext, bucket: str, key: str, etag_header: Optional[s
     pending = [preopened] if preopened is not None else []
     md5 = hashlib.md5() if hashing else None
     position = Position(span.start)
-    pinned = strip_etag(etag_header)
-    if_match = {"IfMatch": etag_header} if etag_header else {}
 
     def attempt() -> FetchedRange:
         while position.at < span.end:
             # The first response, already open, serves the start of the first range.
-            response = pending.pop() if pending else ctx.send(
-                "get_object", Bucket=bucket, Key=key, Range=ByteRange(position.at, span.end).header, **if_match)
+            response = pending.pop() if pending else pinned_get(
+                ctx, bucket, key, etag_header, ByteRange(position.at, span.end))
             try:
-                answered = parse_content_range(response.get("ContentRange"))
-                if strip_etag(response.get("ETag")) != pinned:
-                    # A store that ignores If-Match answered with another version.
-                    raise VersionChanged(f"asked for ETag {pinned}, the answer has {response.get('ETag')}")
-                if answered is None or answered.first != position.at or answered.total != total:
-                    raise DownloadException(
-                        f"download {s3_url(bucket, key)} failed: asked for bytes {position.at}-{span.end - 1}, "
-                        f"the server answered {response.get('ContentRange') or 'without a range'}",
-                        bucket=bucket, key=key, operation="download")
+                answered = check_pinned(response, bucket, key, etag_header, position.at, total)
                 until = min(answered.last + 1, span.end)
                 wanted = until - position.at
                 copied = copy_body(ctx, response["Body"], sink, position, wanted, md5)
@@ -273,45 +266,78 @@ def fetch_range(ctx: CallContext, bucket: str, key: str, etag_header: Optional[s
         attempt, what=f"download bytes {span.start}-{span.end - 1} of {s3_url(bucket, key)}", budget=budget)
 
 
+def pinned_get(ctx: CallContext, bucket: str, key: str, etag_header: Optional[str],
+               span: Optional[ByteRange] = None, start: int = 0) -> Mapping[str, Any]:
+    """GET ``span`` (or everything from ``start``) of the version ``etag_header`` names."""
+    if_match = {"IfMatch": etag_header} if etag_header else {}
+    wanted = span.header if span is not None else f"bytes={start}-"
+    return ctx.send("get_object", Bucket=bucket, Key=key, Range=wanted, **if_match)  # type: ignore[no-any-return]
+
+
+def check_pinned(response: Mapping[str, Any], bucket: str, key: str, etag_header: Optional[str], start: int,
+                 total: Optional[int] = None) -> ContentRange:
+    """The range ``response`` carries, once it is shown to be of the pinned version, from ``start``.
+
+    A store that ignores If-Match answers with another version's ETag: that is
+    VersionChanged, as a 412 would have been. A store that ignores Range answers
+    from byte 0, or without a range: reading on would splice bytes in the wrong place.
+    """
+    if strip_etag(response.get("ETag")) != strip_etag(etag_header):
+        raise VersionChanged(f"asked for ETag {etag_header}, the answer has {response.get('ETag')}")
+    answered = parse_content_range(response.get("ContentRange"))
+    if answered is None or answered.first != start or (total is not None and answered.total != total):
+        raise DownloadException(
+            f"download {s3_url(bucket, key)} failed: asked for bytes from {start}, the server answered "
+            f"{response.get('ContentRange') or 'without a range'}", bucket=bucket, key=key, operation="download")
+    return answered
+
+
 # -- what to check the bytes against -------------------------------------------------
 
 
-def learn_layout(ctx: CallContext, bucket: str, key: str, response: Mapping[str, Any], total: int) -> Layout:
+def learn_layout(ctx: CallContext, bucket: str, key: str, response: Mapping[str, Any], total: int,
+                 retried: bool = True) -> Layout:
     """What the object's bytes can be checked against, asking the store if need be.
 
     A multipart ETag needs the part size: one HEAD with PartNumber=1, retried like any
-    request, raising when its retries run out. A store that cannot answer it (it
+    request (``retried=False``: sent once, inside a loop that retries), raising when its
+    retries run out. A store that cannot answer it (it
     refuses the parameter, or ignores it) offers nothing to check against; so does an
     opaque ETag. That is logged once per Connection, at INFO, and only sizes are
     checked.
     """
     layout = layout_from_etag(strip_etag(response.get("ETag")), response, ctx.verify_etag)
     if layout.kind == "parts":
-        layout = layout.with_part_size(*_first_part_size(ctx, bucket, key, layout))
+        layout = layout.with_part_size(*_first_part_size(ctx, bucket, key, layout, retried))
         if not layout.fits(total):
-            layout = Layout("size", layout.etag, reason="the part size the store gave does not fit the object")
+            layout = Layout("size", layout.etag, reason="the part size the store gave does not fit the object",
+                            topic="part-size-misfit")
     if layout.kind == "size" and ctx.verify_etag:
-        ctx.connection._say_once(layout.reason or "", f"download {s3_url(bucket, key)}: only its size can be "
-                                 f"checked: {layout.reason}")
+        ctx.connection._say_once(f"download:{layout.topic}", f"download {s3_url(bucket, key)}: only its size "
+                                 f"can be checked: {layout.reason}")
     return layout
 
 
-def _first_part_size(ctx: CallContext, bucket: str, key: str, layout: Layout) -> tuple[Optional[int], str]:
+def _first_part_size(ctx: CallContext, bucket: str, key: str, layout: Layout,
+                     retried: bool) -> tuple[Optional[int], str, str]:
     """The size of part 1 (HEAD with PartNumber=1), or None and why it is not known.
 
     Not pinned with If-Match: moto compares it with the part's ETag, not the object's.
     An object replaced meanwhile is caught by the ranges, which are pinned.
     """
     try:
-        head = ctx.request("head_object", what=f"download {s3_url(bucket, key)}: size of part 1",
-                           Bucket=bucket, Key=key, PartNumber=1)
+        if retried:
+            head = ctx.request("head_object", what=f"download {s3_url(bucket, key)}: size of part 1",
+                               Bucket=bucket, Key=key, PartNumber=1)
+        else:
+            head = ctx.send("head_object", Bucket=bucket, Key=key, PartNumber=1)
     except Exception as exc:
         if is_transient(exc) or changed(exc) or http_status(exc) in (403, 404):
             raise  # not a store that cannot tell: the request itself failed
-        return None, f"the store refuses HEAD with PartNumber ({exc})"
+        return None, f"the store refuses HEAD with PartNumber ({exc})", "part-size-refused"
     if head.get("PartsCount") != layout.parts:
-        return None, "the store ignores HEAD with PartNumber, so its part sizes are unknown"
-    return head.get("ContentLength"), ""
+        return None, "the store ignores HEAD with PartNumber, so its part sizes are unknown", "part-size-ignored"
+    return head.get("ContentLength"), "", ""
 
 
 @dataclass(frozen=True)

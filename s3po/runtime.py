@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import queue
 import sys
-import threading
 import time
-from typing import Any, Callable, Optional, Protocol, TypeVar
+import weakref
+from typing import Any, Callable, Optional, Protocol, Sequence, TypeVar
 
 from .errors import Cancelled
 
@@ -80,13 +80,28 @@ class Runtime:
     def spawn(self, work: Callable[[], Any], name: str) -> Task:
         raise NotImplementedError
 
-    def stop(self, tasks: list[Task]) -> None:
+    def stop(self, tasks: Sequence[Task]) -> None:
         """Stop ``tasks`` as fast as the mode allows and wait until they have ended."""
         raise NotImplementedError
 
     def off_hub(self, work: Callable[..., R], *args: Any) -> R:
         """Run CPU-heavy work that releases the GIL (hashing) without stalling other work."""
         return work(*args)
+
+    def start_call(self, call: Any, work: Callable[[], Any], workers: Callable[[], "NativeWorkers"]) -> None:
+        """Start ``work`` as the call behind the handle ``call`` (a calls.Call)."""
+        raise NotImplementedError
+
+    def acquire(self, semaphore: Any, cancellation: "Cancellation", stop: Optional[Callable[[], bool]]) -> bool:
+        """Take ``semaphore``; False when ``stop()`` says it is no longer wanted. Raises Cancelled."""
+        while not semaphore.acquire(timeout=POLL_S):
+            cancellation.check()
+            if stop is not None and stop():
+                return False
+        return True
+
+    def hand_over(self, interruption: BaseException) -> None:
+        """An interruption (Ctrl-C, an exit) that landed in a call: give it to the program."""
 
 
 class _Native(Runtime):
@@ -114,11 +129,16 @@ class _Native(Runtime):
         thread.start()
         return thread  # type: ignore[no-any-return]
 
-    def stop(self, tasks: list[Task]) -> None:
+    def stop(self, tasks: Sequence[Task]) -> None:
         # A native thread cannot be interrupted: each one sees the cancellation at its
         # next safe point (between reads, before a request) and ends there.
         for task in tasks:
             task.join()
+
+    def start_call(self, call: Any, work: Callable[[], Any], workers: Callable[[], "NativeWorkers"]) -> None:
+        # On one of the Connection's threads; the handle hears of the end from there.
+        deliver = call.run_elsewhere()
+        workers().submit(lambda: deliver(work()))
 
 
 class _Green(Runtime):
@@ -156,7 +176,7 @@ class _Green(Runtime):
 
         return gevent.spawn(work)  # type: ignore[no-any-return]
 
-    def stop(self, tasks: list[Task]) -> None:
+    def stop(self, tasks: Sequence[Task]) -> None:
         import gevent
 
         gevent.killall(tasks, block=True)
@@ -167,6 +187,21 @@ class _Green(Runtime):
         import gevent
 
         return gevent.get_hub().threadpool.apply(work, args)  # type: ignore[no-any-return]
+
+    def start_call(self, call: Any, work: Callable[[], Any], workers: Callable[[], "NativeWorkers"]) -> None:
+        call.run_here(work)  # the handle is the greenlet that runs the call
+
+    def acquire(self, semaphore: Any, cancellation: "Cancellation", stop: Optional[Callable[[], bool]]) -> bool:
+        if stop is None:
+            semaphore.acquire()  # a greenlet with nothing else to watch just waits: a kill stops it
+            return True
+        return super().acquire(semaphore, cancellation, stop)
+
+    def hand_over(self, interruption: BaseException) -> None:
+        # Where gevent itself would have sent it: to the main greenlet.
+        import gevent
+
+        gevent.get_hub().handle_system_error(type(interruption), interruption, None)
 
 
 _NATIVE = _Native()
@@ -187,14 +222,31 @@ class Cancellation:
     """A flag that stops a call (or every call of a batch) at its next safe point.
 
     Safe points are before each request, between reads of a body, between parts and
-    ranges, and during every backoff sleep, which the flag cuts short.
+    ranges, and during every backoff sleep, which the flag cuts short. A child (one
+    call of a batch) is cancelled with its parent (the batch); cancelling the child
+    leaves the parent, and so the other calls, alone.
     """
 
-    def __init__(self, runtime: Optional[Runtime] = None) -> None:
+    def __init__(self, runtime: Optional[Runtime] = None, parent: Optional["Cancellation"] = None) -> None:
         self._event = (runtime or current()).event()
+        self._children: "weakref.WeakSet[Cancellation]" = weakref.WeakSet()
+        # Native: held only to add or list children, never across a switch.
+        self._children_lock = _original("threading", "Lock")()
+        if parent is not None:
+            parent._adopt(self)
+
+    def _adopt(self, child: "Cancellation") -> None:
+        with self._children_lock:
+            self._children.add(child)
+        if self.cancelled:
+            child.cancel()
 
     def cancel(self) -> None:
         self._event.set()
+        with self._children_lock:
+            children = list(self._children)
+        for child in children:
+            child.cancel()
 
     @property
     def cancelled(self) -> bool:

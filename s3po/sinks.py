@@ -13,11 +13,10 @@ import os
 import tempfile
 from typing import Any, Iterator, Optional, Protocol
 
+from .units import IN_MEMORY_MAX
+
 __all__ = ["FileSink", "MemorySink", "Sink", "SpoolSink", "naming"]
 
-MiB = 1024 * 1024
-# A spool keeps objects up to this size in memory; larger ones go to a temporary file.
-SPOOL_IN_MEMORY = 8 * MiB
 
 # posix_fallocate fails with these where the filesystem cannot preallocate at all:
 # then the file is only sized, and a full disk shows up at the first write instead.
@@ -103,7 +102,7 @@ class SpoolSink:
     def allocate(self, size: int) -> None:
         self.close()
         self.size = size
-        if size <= SPOOL_IN_MEMORY:
+        if size <= IN_MEMORY_MAX:
             self._inner = MemorySink()
         else:
             self._file = tempfile.TemporaryFile(prefix="s3po-")
@@ -130,6 +129,12 @@ class SpoolSink:
             self._file.close()
             self._file = None
         self._inner = MemorySink()
+
+    def __enter__(self) -> "SpoolSink":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
 
 @contextlib.contextmanager

@@ -19,8 +19,18 @@ from .context import CallContext
 from .errors import ChecksumMismatch, DownloadException, S3POException, s3_url, translate
 from .integrity import BodyCheck
 from .parts import ByteRange, parse_content_range
-from .ranged import FetchedRange, VersionChanged, changed, fetch_range, get_first, learn_layout, plan_ranges, whole_object
-from .records import Key, from_head, strip_etag
+from .ranged import (
+    FetchedRange,
+    changed,
+    check_pinned,
+    fetch_range,
+    get_first,
+    learn_layout,
+    pinned_get,
+    plan_ranges,
+    whole_object,
+)
+from .records import Key, from_head
 from .retry import Budget
 
 __all__ = ["ObjectStream", "open_stream"]
@@ -118,27 +128,20 @@ class _ResumingReader(io.RawIOBase):
             return 0
         self._check.update(chunk)
         self._offset += len(chunk)
+        if self._offset == self._check.expected_size:
+            # The last byte is here: checked before it is handed out, so that a reader
+            # who stops at the size, without asking for the end, still gets the check.
+            self._end()
         buffer[: len(chunk)] = chunk
         return len(chunk)
 
     def _resume(self) -> None:
-        if_match = {"IfMatch": self._etag_header} if self._etag_header else {}
-        response = self._ctx.send("get_object", Bucket=self._bucket, Key=self._key,
-                                  Range=f"bytes={self._offset}-", **if_match)
-        content_range = response.get("ContentRange") or ""
-        problem: Optional[Exception] = None
-        if strip_etag(response.get("ETag")) != strip_etag(self._etag_header):
-            problem = VersionChanged(f"asked for ETag {self._etag_header}, the answer has {response.get('ETag')}")
-        elif not content_range.startswith(f"bytes {self._offset}-"):
-            # A server that ignored Range sent the object from its start: reading on
-            # would splice the beginning in after the bytes already handed out.
-            problem = DownloadException(
-                f"read {s3_url(self._bucket, self._key)} failed: asked to resume at byte "
-                f"{self._offset} but the server answered {content_range or 'without a range'}",
-                bucket=self._bucket, key=self._key, operation="read")
-        if problem is not None:
+        response = pinned_get(self._ctx, self._bucket, self._key, self._etag_header, start=self._offset)
+        try:
+            check_pinned(response, self._bucket, self._key, self._etag_header, self._offset)
+        except BaseException:
             response["Body"].close()
-            raise problem
+            raise
         self._body = response["Body"]
 
     def _end(self) -> None:
@@ -262,7 +265,7 @@ class _PrefetchingReader(io.RawIOBase):
                     return
                 slot.buffer = bytearray(slot.span.size)
                 opened, preopened = preopened, None
-                yield functools.partial(get, slot.span, opened, Budget())
+                yield functools.partial(self._fetch_range, get, slot.span, opened)
 
         def on_done(done: FetchedRange) -> None:
             self._verifier.add(done)  # before the reader may see, and free, the range
@@ -272,13 +275,35 @@ class _PrefetchingReader(io.RawIOBase):
             self._ctx.parallel(tasks(), on_done, len(self._slots))
             self._verifier.verify()
         except BaseException as exc:  # handed to the reader, which raises it in its own thread
-            self._failure = exc
+            self._fail(exc)
         finally:
             if preopened is not None:
                 preopened["Body"].close()
             for slot in self._slots:
                 slot.ready.set()  # nobody waits for a range that will never come
             self._finished.set()
+
+    def _fetch_range(self, get: Callable[..., FetchedRange], span: ByteRange,
+                     opened: Optional[Mapping[str, Any]]) -> FetchedRange:
+        try:
+            return get(span, opened, Budget())
+        except BaseException as exc:
+            self._fail(exc)  # at once: the reader may be waiting for this very range
+            raise
+
+    def _fail(self, exc: BaseException) -> None:
+        """Stop the read-ahead and tell the reader now, not once every worker has ended.
+
+        A worker may be waiting for room in the window, which only the reader makes;
+        the reader may be waiting for the range that failed.
+        """
+        if self._failure is None:
+            self._failure = exc
+        self._stopped = True
+        for slot in self._slots:
+            slot.ready.set()
+        for _ in self._slots:
+            self._window.release()
 
     # -- the sink fetch_range writes into, and the verifier reads back -----------------
 
@@ -310,6 +335,9 @@ class _PrefetchingReader(io.RawIOBase):
             return self._end()
         slot = self._slots[self._index]
         slot.ready.wait()
+        if self._index == len(self._slots) - 1:
+            # The last range is handed out only once the whole object verified.
+            self._finished.wait()
         if slot.buffer is None or self._failure is not None:
             # Once anything failed, nothing more is handed out: the end could not be
             # verified, and the reader learns it at once.
@@ -333,6 +361,8 @@ class _PrefetchingReader(io.RawIOBase):
         return 0
 
     def _raise(self) -> int:
+        if isinstance(self._failure, (KeyboardInterrupt, SystemExit)):
+            raise self._failure  # it landed in the read-ahead; it is the program's
         failure = self._failure or DownloadException(
             f"read {s3_url(self._bucket, self._key)} failed: the read-ahead stopped",
             bucket=self._bucket, key=self._key, operation="read")
@@ -342,9 +372,9 @@ class _PrefetchingReader(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            self._stopped = True
             self._ctx.cancellation.cancel()
-            for _ in self._slots:
-                self._window.release()  # wakes the fetcher if it waits for room
+            self._fail(DownloadException(
+                f"read {s3_url(self._bucket, self._key)} failed: the stream was closed",
+                bucket=self._bucket, key=self._key, operation="read"))
             self._ctx.runtime.stop([self._runner])
         super().close()

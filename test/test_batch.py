@@ -102,7 +102,7 @@ def test_keep_results_false_keeps_no_handles(conn):
     assert ref() is None
     with pytest.raises(RuntimeError, match="keep_results"):
         batch.results()
-    assert batch.counts == {"submitted": 2, "finished": 2, "failed": 1}
+    assert batch.counts == {"submitted": 2, "finished": 2, "failed": 1, "cancelled": 0}
     assert [e.key for e in batch.errors()] == ["missing"]
 
 

@@ -36,7 +36,7 @@ def test_upload_etag_mismatch_raises_only_when_the_etag_is_an_md5():
 def _check(etag, size, response=None, part_size=None, verify=True):
     layout = layout_from_etag(etag, response or {}, verify)
     if layout.kind == "parts":
-        layout = layout.with_part_size(part_size, "unknown")
+        layout = layout.with_part_size(part_size, "unknown", "unknown")
     return BodyCheck(size, layout)
 
 

@@ -71,8 +71,7 @@ def test_help_explains_every_argument():
         method = getattr(s3po.Connection, operation)
         parameters = inspect.signature(method).parameters
         assert "background" in parameters and "callback" in parameters, operation
-        documented = method.__doc__ + (s3po.Connection.upload.__doc__ if "as for" in method.__doc__ else "")
-        assert "background" in documented, operation
+        assert "``background``" in method.__doc__, operation  # its own docstring names it
 
 
 def test_a_connection_does_not_show_its_secrets():
