@@ -3,7 +3,8 @@
 Each method checks its arguments (bad ones raise before any request), makes the
 call's context and hands over to the module that does the work: uploads.py,
 downloads.py, stream.py, listing.py, deleting.py, metadata.py, copying.py,
-buckets.py. Errors leave as s3po exceptions, translated here and nowhere else.
+buckets.py. Errors leave as s3po exceptions: translated here, or where a module knows
+more than this boundary does (which part failed, which bucket a 404 meant).
 """
 
 from __future__ import annotations

@@ -79,12 +79,15 @@ def upload_parts(ctx: CallContext, bucket: str, key: str, params: Mapping[str, A
         _abort(ctx.for_cleanup(), bucket, key, upload_id)
         raise
     etag = strip_etag(response.get("ETag"))
-    if (ctx.verify_etag and etag is not None and multipart_etag_checkable(etag, params, response)
-            and etag.lower() != expected_etag):
-        raise ChecksumMismatch(
-            f"the server's ETag {etag} is not {expected_etag}, the ETag of the parts sent",
-            stored=True, version_id=response.get("VersionId"), etag=etag,
-        )
+    if ctx.verify_etag and etag is not None and multipart_etag_checkable(etag, params, response):
+        if etag.lower() != expected_etag:
+            raise ChecksumMismatch(
+                f"the server's ETag {etag} is not {expected_etag}, the ETag of the parts sent",
+                stored=True, version_id=response.get("VersionId"), etag=etag,
+            )
+    elif ctx.verify_etag:
+        ctx.connection._say_once("upload:multipart-etag", f"upload {url}: its multipart ETag {etag!r} cannot "
+                                 "check the whole object (encrypted, or the store's own shape)")
     return response, sum(part.size for part in ordered)
 
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 
 from .context import CallContext
 from .errors import ChecksumMismatch, describe, error_code, s3_url
-from .integrity import verify_upload_etag
+from .integrity import etag_is_md5, layout_from_etag, verify_upload_etag
 from .multipart import upload_parts
 from .parts import choose_part_size
 from .payload import Parts, Payload, prepare
@@ -51,11 +51,14 @@ def _put(ctx: CallContext, bucket: str, key: str, params: Mapping[str, Any], pay
         response = ctx.send("put_object", Bucket=bucket, Key=key, Body=payload.body,
                             ContentMD5=payload.content_md5, **params)
         if ctx.verify_etag:
+            etag = strip_etag(response.get("ETag"))
             try:
-                verify_upload_etag(payload.md5_hex, strip_etag(response.get("ETag")), response)
+                verify_upload_etag(payload.md5_hex, etag, response)
             except ChecksumMismatch as exc:
                 damaged.note(exc)  # whatever the next attempts do, these bytes must go
                 raise
+            if not etag_is_md5(etag, response):
+                say_unverified(ctx, "upload", bucket, key, etag, response)
         return response  # type: ignore[no-any-return]
 
     return ctx.retrying(attempt, what=f"upload {s3_url(bucket, key)}", on_retry=payload.rewind)
@@ -70,6 +73,14 @@ def upload_file(ctx: CallContext, bucket: str, key: str, path: str, *, params: M
     if delete:
         os.remove(path)
     return stored
+
+
+def say_unverified(ctx: CallContext, what: str, bucket: str, key: str, etag: Optional[str],
+                   response: Mapping[str, Any]) -> None:
+    """Say once per Connection (at INFO) that the store's ETags cannot check what was sent."""
+    layout = layout_from_etag(etag, response, ctx.verify_etag)
+    ctx.connection._say_once(f"{what}:{layout.topic}", f"{what} {s3_url(bucket, key)}: only its size can be "
+                             f"checked: {layout.reason}")
 
 
 class DamagedVersions:

@@ -58,7 +58,7 @@ _HOP_BY_HOP_RESPONSE_HEADERS = frozenset({"connection", "keep-alive", "proxy-con
 
 # Which keyword parameters each kind of fault accepts.
 FAULT_PARAMETERS: dict[str, frozenset[str]] = {
-    "status": frozenset({"status", "code", "message"}),
+    "status": frozenset({"status", "code", "message", "seconds"}),
     "reset": frozenset(),
     "truncate": frozenset({"keep", "close"}),
     "drop_after_headers": frozenset({"close"}),
@@ -282,7 +282,8 @@ class FaultProxy:
         first queued fault that matches and is not used up applies.
 
         Kinds and their parameters:
-          status(status=503, code=..., message=...)  answer an S3 XML error, do not forward
+          status(status=503, code=..., message=..., seconds=0)  answer an S3 XML error (after
+                                        `seconds`), do not forward
           reset()                       read the request, then close with a TCP RST
           truncate(keep=len//2, close="fin"|"rst")  full headers, `keep` body bytes, close
           drop_after_headers(close=...)  truncate with keep=0
@@ -469,7 +470,8 @@ class FaultProxy:
             return False
 
         if kind == "status":
-            response = _error_response(**params)
+            self._stopping.wait(params.get("seconds", 0.0))  # an answer that comes late
+            response = _error_response(**{k: v for k, v in params.items() if k != "seconds"})
         else:
             if kind == "flip_request":
                 request.body = _flip_byte(request.body, params.get("offset"))
@@ -820,7 +822,7 @@ def _check_fault_params(kind: str, params: dict) -> None:
             raise ValueError(f"{name} must be a non-negative int, not {params[name]!r}")
     if params.get("close", "fin") not in ("fin", "rst"):
         raise ValueError(f"close must be 'fin' or 'rst', not {params['close']!r}")
-    if kind in ("delay", "hold"):
+    if kind in ("delay", "hold") or "seconds" in params:
         seconds = params.get("seconds")
         if not isinstance(seconds, (int, float)) or seconds < 0:
             raise ValueError(f"a delay fault needs seconds >= 0, not {seconds!r}")

@@ -622,3 +622,154 @@ def test_a_batch_made_before_close_refuses_calls_after_it_and_the_program_still_
     result = run_in(mode, proxy, BATCH_OUTLIVES_CLOSE)
     assert result.stdout.splitlines() == ["refused"]
     assert proxy.count(path_contains="/late") == 0
+
+
+# -- every connection slot taken by calls of a batch ------------------------------------------
+
+EVERY_SLOT_TAKEN = """
+conn.create_bucket(BUCKET)
+data = os.urandom(12 * 1024 * 1024)  # three parts, three ranges: more than one worker's work
+with conn.batch(4) as batch:  # four calls hold the Connection's four slots
+    for n in range(4):
+        batch.upload(BUCKET, f"big{n}", data)
+assert batch.success(), batch.errors()
+with conn.batch(4) as batch:
+    handles = [batch.download(BUCKET, f"big{n}") for n in range(4)]
+assert all(handle.get() == data for handle in handles)
+print("OK")
+"""
+
+
+@modes
+def test_large_transfers_of_a_batch_holding_every_slot_run_on_the_slots_they_hold(proxy, mode):
+    result = run_in(mode, proxy, EVERY_SLOT_TAKEN, max_connections=4, workers=4, **SMALL_PARTS_NO_WORKERS)
+    assert result.stdout.strip() == "OK"
+    assert proxy.max_in_flight <= 4
+
+
+SMALL_PARTS_NO_WORKERS = {k: v for k, v in SMALL_PARTS.items() if k != "workers"}
+
+
+# -- one call's failure is its own ------------------------------------------------------------
+
+ONE_FAILURE_ALONE = """
+conn.create_bucket(BUCKET)
+data = os.urandom(12 * 1024 * 1024)
+for n in range(4):
+    conn.upload(BUCKET, f"big{n}", data)
+def broken(done, total):
+    raise RuntimeError("a progress bar that breaks")
+with conn.batch(4) as batch:
+    failing = batch.download(BUCKET, "big0", progress=broken)
+    others = [batch.download(BUCKET, f"big{n}") for n in (1, 2, 3)]
+assert isinstance(failing.exception, RuntimeError), failing.exception
+assert all(handle.get() == data for handle in others)
+# A failed background call leaves the later ones alone.
+conn.download(BUCKET, "missing", background=True)
+try:
+    conn.wait()
+except s3po.BatchError:
+    pass
+conn.upload(BUCKET, "later", b"stored", background=True)
+assert conn.wait()
+assert conn.download(BUCKET, "later") == b"stored"
+print("OK")
+"""
+
+
+@modes
+def test_one_calls_failure_never_cancels_the_other_calls(proxy, mode):
+    assert run_in(mode, proxy, ONE_FAILURE_ALONE, **SMALL_PARTS).stdout.strip() == "OK"
+
+
+# -- callbacks that add calls ------------------------------------------------------------------
+
+CALLBACKS_ADD_CALLS = """
+conn.create_bucket(BUCKET)
+for n in range(6):
+    conn.upload(BUCKET, f"src{n}", f"source {n}".encode())
+def processed(name):
+    return lambda data: conn.upload(BUCKET, name, data.upper(), background=True)
+for n in range(6):  # more than the Connection's two connections: the pool is full
+    conn.download(BUCKET, f"src{n}", background=True, callback=processed(f"dst{n}"))
+assert conn.wait()
+assert eventually(lambda: len(list(conn.list(BUCKET, "dst"))) == 6)
+assert conn.download(BUCKET, "dst5") == b"SOURCE 5"
+print("OK")
+"""
+
+
+@modes
+def test_a_callback_may_add_background_calls_to_a_full_pool(proxy, mode):
+    assert run_in(mode, proxy, CALLBACKS_ADD_CALLS, max_connections=2).stdout.strip() == "OK"
+
+
+# -- reports of failures nobody looked at -----------------------------------------------------
+
+WAITED_NOT_CLOSED = """
+import logging
+logging.basicConfig(level=logging.ERROR, stream=sys.stderr, format="RECORD %(message)s")
+conn.create_bucket(BUCKET)
+def forgotten():
+    batch = conn.batch(4)  # no with: waited for, never closed
+    batch.download(NO_BUCKET, "waited/download")
+    batch.wait()
+forgotten()
+gevent.sleep(0.05)  # the hub delivers the handles' links
+gc.collect()
+print("COLLECTED", file=sys.stderr, flush=True)
+"""
+
+
+@modes
+def test_a_batch_only_waited_for_still_logs_its_failures_when_collected(proxy, mode):
+    result = run_in(mode, proxy, WAITED_NOT_CLOSED)
+    collected = result.stderr.partition("COLLECTED\n")[0]
+    assert collected.count(f"RECORD batch call failed: download s3://{NO_BUCKET}/waited/download") == 1, \
+        result.stderr
+
+
+DROPPED_CONNECTION = """
+def job():
+    local = s3po.Connection(**OPTIONS)
+    local.download(NO_BUCKET, "dropped-connection/download", background=True)
+    time.sleep(1)  # long enough for the call to fail; the Connection is then dropped
+job()
+gc.collect()
+print("COLLECTED", file=sys.stderr, flush=True)
+"""
+
+
+@modes
+def test_failed_background_calls_of_a_dropped_connection_are_reported(proxy, mode):
+    result = run_in(mode, proxy, DROPPED_CONNECTION)
+    assert f"s3://{NO_BUCKET}/dropped-connection/download" in result.stderr, result.stderr
+
+
+# -- a batch cancelled while single PUTs are on the wire --------------------------------------
+
+PUTS_ON_THE_WIRE = """
+conn.create_bucket(BUCKET)
+handles = []
+try:
+    with conn.batch(4) as batch:
+        handles = [batch.upload(BUCKET, f"k{n}", b"data") for n in range(4)]
+        gevent.sleep(0.5)  # the proxy answers after a second: the PUTs are on the wire
+        raise RuntimeError("the program's own error")
+except RuntimeError:
+    pass
+stored = {record.key for record in conn.objects(BUCKET)}
+for n, handle in enumerate(handles):
+    # A PUT that went out is let finish: the handle says what the store has.
+    assert handle.successful() == (f"k{n}" in stored), (n, handle, stored)
+print("OK", len(stored))
+"""
+
+
+@modes
+def test_a_cancelled_batch_reports_the_puts_that_went_out_as_they_ended(proxy, mode):
+    with_bucket(proxy)
+    proxy.latency_s = 1.0
+    result = run_in(mode, proxy, PUTS_ON_THE_WIRE)
+    assert result.stdout.startswith("OK")
+    assert proxy.count("PUT", path_contains="/k") == 4

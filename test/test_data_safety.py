@@ -221,3 +221,44 @@ def test_when_the_part_layout_cannot_be_learned_the_download_fails(wire_parts_co
             fetch()
         assert caught.value.code == "503"  # a HEAD's error has no body: botocore names it by status
     assert not target.exists() and leftovers(tmp_path) == []
+
+
+def test_learning_the_layout_of_a_whole_arriving_object_never_multiplies_retries(wire_conn, proxy):
+    parts = [os.urandom(5 * MiB), os.urandom(2 * MiB)]
+    _store_in_parts(wire_conn.client, "seven", parts)
+    for fetch in (lambda: wire_conn.download(BUCKET, "seven", retries=2),
+                  lambda: wire_conn.open(BUCKET, "seven", retries=2)):
+        proxy.clear()
+        proxy.add_fault("status", count=100, method="HEAD", status=503)
+        with pytest.raises(s3po.DownloadException):
+            fetch()
+        assert proxy.count("HEAD") <= 3 and proxy.count("GET") <= 3, (proxy.count("HEAD"), proxy.count("GET"))
+
+
+def test_a_failed_download_keeps_no_buffer_alive_in_the_error_it_leaves(conn):
+    import gc
+    import tracemalloc
+
+    big = os.urandom(24 * MiB)
+    conn.upload(BUCKET, "big", big)
+    real_get = conn.client.get_object
+    conn.client.get_object  # built
+    conn.verify_etag = True
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        with conn.batch(2) as batch:
+            # A multipart-sized download into memory that fails at its end: its size is wrong.
+            handle = batch.download(BUCKET, "big", retries=0, progress=_fail_at_the_end)
+        gc.collect()
+        assert handle.exception is not None
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 4 * MiB, f"{kept / MiB:.0f} MiB kept alive by a failed call"
+    del real_get
+
+
+def _fail_at_the_end(done, total):
+    if total and done >= total:
+        raise RuntimeError("the last progress report fails the call")

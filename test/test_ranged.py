@@ -293,3 +293,45 @@ def test_idle_streams_hold_no_connections_and_starve_nothing(proxy):
     assert results["first bytes"] == [big[:1]] * 3
     assert results["others"]
     assert results["rest"] == [big[1:]] * 3
+
+
+def test_a_stream_whose_range_fails_after_its_window_filled_raises_without_hanging(proxy):
+    conn = make_connection(proxy.url, workers=2, multipart_threshold=5 * MiB, part_size=5 * MiB, retries=0)
+    conn.create_bucket(BUCKET)
+    big = os.urandom(40 * MiB)
+    conn.upload(BUCKET, "big", big)
+    proxy.clear()
+    # The second range fails late, after the others filled the window.
+    proxy.add_fault("status", count=100, method="GET", header_contains=("Range", f"bytes={5 * MiB}-"),
+                    status=500, seconds=1.0)
+    results = {}
+
+    def read():
+        with conn.open(BUCKET, "big") as stream:
+            results["first"] = stream.read(5 * MiB)
+            try:
+                stream.read(1)
+            except s3po.DownloadException as exc:
+                results["error"] = exc
+
+    import threading
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(60)
+    assert not reader.is_alive(), "the reader hangs"
+    assert results["first"] == big[:5 * MiB]
+    assert results["error"].code == "InternalError"
+
+
+@pytest.mark.parametrize("size", [100_000, 12 * MiB])
+def test_a_stream_read_exactly_to_its_size_is_verified_before_the_last_bytes(wire_parts_conn, proxy, size):
+    data = os.urandom(size)
+    wire_parts_conn.upload(BUCKET, "s", data)
+    proxy.clear()
+    proxy.add_fault("flip", count=100, method="GET", offset=10)
+    with wire_parts_conn.open(BUCKET, "s", retries=0) as stream:
+        with pytest.raises(s3po.DownloadException, match="ETag"):
+            read = 0
+            while read < size:  # never asks beyond the size
+                read += len(stream.read(min(65536, size - read)))
