@@ -1,10 +1,14 @@
 """Keep-alive HTTP/1.1 connections to S3 endpoints, for the lean request path.
 
-Built on the standard library's http.client, which looks its socket functions up at
-each connect: gevent's sockets once the program patched, native ones otherwise. Idle
-connections wait in a deque per endpoint (appends and pops are atomic, so no lock is
-held across a switch); a connection goes back only after its response was read to
-the end. A request that fails on a connection reused from the pool, before any answer
+A small HTTP/1.1 client of its own: a request goes out as one block of bytes (and its
+body), an answer's status line and headers are read without the email parser that
+http.client uses (a tenth of a millisecond per request, which is most of what a
+small object costs). Sockets come from the socket and ssl modules looked up at each
+connect: gevent's once the program patched, native ones otherwise.
+
+Idle connections wait in a deque per endpoint (appends and pops are atomic, so no lock
+is held across a switch); a connection goes back only after its answer was read to the
+end. A request that fails on a connection reused from the pool, before any answer
 came, is sent once more on a new connection: the server had closed the idle one, and
 the request never reached it.
 """
@@ -25,14 +29,19 @@ from .units import MiB
 __all__ = ["Endpoint", "Pool", "Response", "TransportError"]
 
 Body = Union[bytes, bytearray, memoryview, Any]  # or a binary file positioned at its start
-SEND_BLOCK = MiB  # file bodies go out in blocks this big (http.client's default: 8 KiB)
+SEND_BLOCK = MiB  # file bodies go out in blocks this big
+_READ_BUFFER = 64 * 1024
+_MAX_LINE = 64 * 1024
+_MAX_HEADERS = 256
+# Bodies this small go out in the same write as the headers.
+_COALESCE = 64 * 1024
 
 # Failures of a reused connection that mean "the server closed it while it was idle".
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
+_STALE = (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, EOFError)
 
 
 class TransportError(Exception):
-    """The exchange failed below HTTP; ``phase`` is "connect", "send" or "receive"."""
+    """The exchange failed below HTTP; ``phase`` is "connect", "send", "status" or "receive"."""
 
     def __init__(self, phase: str, cause: BaseException) -> None:
         super().__init__(f"{phase}: {type(cause).__name__}: {cause}")
@@ -52,66 +61,151 @@ class Endpoint:
         return f"{self.scheme}://{self.netloc}"
 
 
+class _Connection:
+    """One socket to an endpoint, and the buffered reader over it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader: Any = sock.makefile("rb", buffering=_READ_BUFFER)
+
+    def send(self, head: bytes, body: Optional[Body]) -> None:
+        sock = self.sock
+        if body is None or isinstance(body, (bytes, bytearray, memoryview)):
+            if body is not None and len(body) <= _COALESCE:
+                sock.sendall(head + bytes(body))
+                return
+            sock.sendall(head)
+            if body is not None:
+                sock.sendall(body)
+            return
+        sock.sendall(head)
+        while True:
+            block = body.read(SEND_BLOCK)
+            if not block:
+                return
+            sock.sendall(block)
+
+    def close(self) -> None:
+        try:
+            self.reader.close()
+        finally:
+            self.sock.close()
+
+
 class Response:
     """An answer: status, headers (lower-case names), and the body to read.
 
     Reading the body to its end hands the connection back to the pool; closing it
-    earlier drops the connection (the rest of the body is not wanted).
+    earlier drops the connection (the rest of the body is not wanted). A body cut
+    short (the connection closed before Content-Length bytes came) raises, as
+    botocore does.
     """
 
-    def __init__(self, raw: http.client.HTTPResponse, release: Callable[[bool], None],
-                 failure: Callable[["TransportError"], BaseException]) -> None:
-        self._raw = raw
+    def __init__(self, status: int, reason: str, headers: dict[str, str], connection: _Connection,
+                 framing: str, length: Optional[int], reusable: bool, release: Callable[[bool], None],
+                 failure: Callable[[TransportError], BaseException]) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self._connection = connection
+        self._framing = framing  # "length", "chunked" or "close"
+        self._left = length if framing == "length" else (0 if framing == "chunked" else None)
+        self._reusable = reusable
         self._release: Optional[Callable[[bool], None]] = release
         self._failure = failure
-        self.status = raw.status
-        self.reason = raw.reason
-        self.headers = {name.lower(): value for name, value in raw.getheaders()}
-        if raw.isclosed() or raw.length == 0:
-            self._finish(reusable=True)
+        self._ended = False
+        if framing == "length" and length == 0:
+            self._end()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._finish(self._reusable)
 
     def _finish(self, reusable: bool) -> None:
         release, self._release = self._release, None
         if release is not None:
-            release(reusable and not self._raw.will_close)
+            release(reusable)
 
     def read(self, amount: Optional[int] = None) -> bytes:
+        if amount is None or amount < 0:
+            pieces: list[bytes] = []
+            while True:
+                piece = self.read(MiB)
+                if not piece:
+                    return b"".join(pieces)
+                pieces.append(piece)
+        if self._framing == "chunked":
+            buffer = bytearray(amount)
+            count = self.readinto(buffer)
+            del buffer[count:]
+            return bytes(buffer)
+        if self._ended or amount == 0:
+            return b""
+        want = amount if self._left is None else min(amount, self._left)
         try:
-            data = self._raw.read() if amount is None or amount < 0 else self._raw.read(amount)
+            data = self._connection.reader.read(want)
         except BaseException as exc:
             raise self._broken(exc) from exc
-        self._check_end(len(data), amount)
-        return data
+        self._account(len(data))
+        return bytes(data)
 
     def readinto(self, buffer: Any) -> int:
+        if self._ended or len(buffer) == 0:
+            return 0
         try:
-            count = self._raw.readinto(buffer)
+            if self._framing == "chunked":
+                return self._readinto_chunked(buffer)
+            view = memoryview(buffer)
+            if self._left is not None:
+                view = view[:self._left]
+            count = self._connection.reader.readinto(view)
         except BaseException as exc:
             raise self._broken(exc) from exc
-        self._check_end(count, len(buffer))
-        return count
+        self._account(count)
+        return int(count)
 
-    def _check_end(self, got: int, wanted: Optional[int]) -> None:
-        """Hand the connection back once the body ended; a body cut short is an error.
-
-        http.client returns an empty read where the connection closed before
-        Content-Length bytes came; botocore raises, and so does this.
-        """
-        if not self._raw.isclosed():
+    def _account(self, count: int) -> None:
+        """Count ``count`` bytes of the body just read (0: the connection ended)."""
+        if not count:
+            if self._left:  # the connection ended before the body did
+                raise self._broken(http.client.IncompleteRead(b"", self._left))
+            self._ended = True
+            self._finish(False)  # a body ended by the connection's close
             return
-        missing = self._raw.length
-        if not got and wanted != 0 and missing:
-            raise self._broken(http.client.IncompleteRead(b"", missing))
-        self._finish(reusable=not missing)
+        if self._left is not None:
+            self._left -= count
+            if self._left == 0:
+                self._end()
+
+    def _readinto_chunked(self, buffer: Any) -> int:
+        reader = self._connection.reader
+        if not self._left:
+            size_line = reader.readline(_MAX_LINE)
+            if not size_line:
+                raise http.client.IncompleteRead(b"")
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while reader.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                self._end()
+                return 0
+            self._left = size
+        view = memoryview(buffer)[:self._left]
+        count = reader.readinto(view)
+        if not count:
+            raise http.client.IncompleteRead(b"", self._left)
+        self._left -= count
+        if self._left == 0:
+            reader.readline(_MAX_LINE)  # the CRLF after a chunk
+        return int(count)
 
     def _broken(self, exc: BaseException) -> BaseException:
-        self._finish(reusable=False)
+        self._finish(False)
         return self._failure(TransportError("receive", exc))
 
     def close(self) -> None:
         if self._release is not None:
-            self._finish(reusable=False)
-        self._raw.close()
+            self._finish(False)
 
 
 class Pool:
@@ -124,7 +218,7 @@ class Pool:
         self._read_timeout = read_timeout
         self._tls = tls
         self._tls_context: Optional[ssl.SSLContext] = None
-        self._idle: dict[Endpoint, collections.deque[http.client.HTTPConnection]] = {}
+        self._idle: dict[Endpoint, collections.deque[_Connection]] = {}
         # Idle connections are closed when the pool goes, or the program ends.
         self._closer = weakref.finalize(self, _close_idle, self._idle)
 
@@ -135,58 +229,64 @@ class Pool:
 
         ``failure`` turns a TransportError of the body's reading into what to raise.
         """
+        head = "".join((f"{method} {target} HTTP/1.1\r\nHost: {endpoint.netloc}\r\n",
+                        *(f"{name}: {value}\r\n" for name, value in headers.items()), "\r\n")).encode("latin-1")
         idle = self._idle.get(endpoint)
         if idle is None:
             idle = self._idle.setdefault(endpoint, collections.deque())
         start = body.tell() if body is not None and hasattr(body, "tell") else None
         try:
-            connection = idle.pop()
+            connection: Optional[_Connection] = idle.pop()
         except IndexError:
             connection = None
         if connection is not None:
             try:
-                return self._exchange(connection, idle, method, target, headers, body, failure)
+                return self._exchange(connection, idle, method, head, body, failure)
             except TransportError as exc:
                 if not (isinstance(exc.cause, _STALE) and exc.phase in ("send", "status")):
                     raise
                 if start is not None:
                     body.seek(start)  # type: ignore[union-attr]
-        return self._exchange(self._connect(endpoint), idle, method, target, headers, body, failure)
+        return self._exchange(self._connect(endpoint), idle, method, head, body, failure)
 
-    def _connect(self, endpoint: Endpoint) -> http.client.HTTPConnection:
+    def _connect(self, endpoint: Endpoint) -> _Connection:
         parts = urllib.parse.urlsplit(endpoint.url)
-        if endpoint.scheme == "https":
-            if self._tls_context is None:
-                self._tls_context = self._tls()
-            return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=self._connect_timeout,
-                                               context=self._tls_context, blocksize=SEND_BLOCK)
-        return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=self._connect_timeout,
-                                          blocksize=SEND_BLOCK)
-
-    def _exchange(self, connection: http.client.HTTPConnection, idle: "collections.deque[Any]", method: str,
-                  target: str, headers: Mapping[str, str], body: Optional[Body],
-                  failure: Callable[[TransportError], BaseException]) -> Response:
-        if connection.sock is None:
-            try:
-                connection.connect()
-            except BaseException as exc:
-                connection.close()
-                raise TransportError("connect", exc) from exc
-            sock: Any = connection.sock
-            sock.settimeout(self._read_timeout)
-            # Headers and a small body may go out in separate writes: no waiting for
-            # delayed ACKs between them.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        host = parts.hostname or ""
+        port = parts.port or (443 if endpoint.scheme == "https" else 80)
         try:
-            connection.request(method, target, body=body, headers=dict(headers))
+            sock = socket.create_connection((host, port), timeout=self._connect_timeout)
+            try:
+                # Headers and a body may go out in separate writes: no waiting for
+                # delayed ACKs between them.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if endpoint.scheme == "https":
+                    if self._tls_context is None:
+                        self._tls_context = self._tls()
+                    sock = self._tls_context.wrap_socket(sock, server_hostname=host)
+                sock.settimeout(self._read_timeout)
+            except BaseException:
+                sock.close()
+                raise
+        except BaseException as exc:
+            raise TransportError("connect", exc) from exc
+        return _Connection(sock)
+
+    def _exchange(self, connection: _Connection, idle: "collections.deque[_Connection]", method: str,
+                  head: bytes, body: Optional[Body], failure: Callable[[TransportError], BaseException]
+                  ) -> Response:
+        try:
+            connection.send(head, body)
         except BaseException as exc:
             connection.close()
             raise TransportError("send", exc) from exc
         try:
-            raw = connection.getresponse()
+            status, reason, headers, version = _read_head(connection.reader)
         except BaseException as exc:
             connection.close()
             raise TransportError("status", exc) from exc
+        framing, length = _framing(method, status, headers)
+        reusable = (version == "HTTP/1.1" and framing != "close"
+                    and "close" not in headers.get("connection", "").lower())
 
         def release(reusable: bool) -> None:
             if reusable and len(idle) < self._size:
@@ -194,13 +294,53 @@ class Pool:
             else:
                 connection.close()
 
-        return Response(raw, release, failure)
+        return Response(status, reason, headers, connection, framing, length, reusable, release, failure)
 
     def close(self) -> None:
         self._closer()
 
 
-def _close_idle(pools: "dict[Endpoint, collections.deque[http.client.HTTPConnection]]") -> None:
+def _read_head(reader: Any) -> tuple[int, str, dict[str, str], str]:
+    """The status line and headers of an answer (a 100 Continue skipped)."""
+    while True:
+        line = reader.readline(_MAX_LINE + 1)
+        if not line:
+            raise http.client.RemoteDisconnected("the server closed the connection without an answer")
+        version, _, rest = line.decode("latin-1").rstrip("\r\n").partition(" ")
+        status_text, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/") or not status_text.isdigit():
+            raise http.client.BadStatusLine(line.decode("latin-1", "replace"))
+        status = int(status_text)
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS + 1):
+            line = reader.readline(_MAX_LINE + 1)
+            if line in (b"\r\n", b"\n"):
+                break
+            if not line:
+                raise http.client.IncompleteRead(b"")
+            name, _, value = line.decode("latin-1").partition(":")
+            name = name.strip().lower()
+            value = value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        else:
+            raise http.client.LineTooLong("too many headers")
+        if status != 100:
+            return status, reason, headers, version
+
+
+def _framing(method: str, status: int, headers: Mapping[str, str]) -> tuple[str, Optional[int]]:
+    """How the answer's body ends: ("length", n), ("chunked", None) or ("close", None)."""
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return "length", 0
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return "chunked", None
+    length = headers.get("content-length")
+    if length is not None and length.isdigit():
+        return "length", int(length)
+    return "close", None
+
+
+def _close_idle(pools: "dict[Endpoint, collections.deque[_Connection]]") -> None:
     for idle in pools.values():
         while idle:
             idle.pop().close()

@@ -24,6 +24,7 @@ once per bucket, and which is never sent.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import http.client
 import logging
@@ -323,9 +324,13 @@ def _value(kind: str, text: str) -> Any:
     if kind == "boolean":
         return text.lower() == "true"
     if kind == "timestamp":
-        from botocore.utils import parse_timestamp
+        try:
+            # HTTP dates ("Tue, 01 Dec 2026 11:12:31 GMT"), fast; anything else as botocore reads it.
+            return email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            from botocore.utils import parse_timestamp
 
-        return parse_timestamp(text)
+            return parse_timestamp(text)
     return text
 
 
