@@ -414,7 +414,7 @@ class _Run:
             self._notify(None)
             while not batch.wait(0.2):
                 self._drain_failures()
-        self._drain_failures()
+            self._drain_failures()  # taken here, each failure is in the report, not logged by the batch
         self._notify(None)
         return self.report
 
