@@ -173,13 +173,13 @@ def upload_tree(connection: "Connection", bucket: str, prefix: str, directory: s
 
 
 def download_tree(connection: "Connection", bucket: str, prefix: str, directory: str, options: Options, *,
-                  decompress: bool) -> TreeReport:
+                  decompress: bool, list_from: Optional[str] = None) -> TreeReport:
     prefix = folder_prefix(prefix)
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise NotADirectoryError(20, "the download target is not a folder", directory)
     root_real = os.path.realpath(directory)
     run = _Run(connection, options)
-    source = _checked_keys(_remote_items(connection, bucket, prefix), bucket, prefix)
+    source = _checked_keys(_remote_items(connection, bucket, prefix, list_from), bucket, prefix)
     destination = (_local_item(entry) for entry in walk(directory)) \
         if options.sync and os.path.isdir(directory) else iter(())
     same = _same(options.compare, local_is_source=False, part_size=connection.part_size)
@@ -223,7 +223,7 @@ def download_tree(connection: "Connection", bucket: str, prefix: str, directory:
 
 
 def copy_tree(connection: "Connection", src_bucket: str, src_prefix: str, dst_bucket: str, dst_prefix: str,
-              options: Options) -> TreeReport:
+              options: Options, *, list_from: Optional[str] = None) -> TreeReport:
     src_prefix, dst_prefix = folder_prefix(src_prefix), folder_prefix(dst_prefix)
     if src_bucket == dst_bucket and (src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix)):
         raise ValueError(
@@ -231,7 +231,7 @@ def copy_tree(connection: "Connection", src_bucket: str, src_prefix: str, dst_bu
             "one is inside the other"
         )
     run = _Run(connection, options)
-    source = _remote_items(connection, src_bucket, src_prefix)
+    source = _remote_items(connection, src_bucket, src_prefix, list_from)
     destination = _remote_items(connection, dst_bucket, dst_prefix) if options.sync else iter(())
     same = _same_objects(options.compare)
 
@@ -261,8 +261,10 @@ def _local_item(entry: Any) -> Entry:
     return Bad(entry.relative, entry.path, entry.reason, "Unreadable")
 
 
-def _remote_items(connection: "Connection", bucket: str, prefix: str) -> Iterator[Item]:
-    for record in connection.objects(bucket, prefix):
+def _remote_items(connection: "Connection", bucket: str, prefix: str, list_from: Optional[str] = None) -> Iterator[Item]:
+    """The keys under ``prefix`` (listed from ``list_from``, a longer prefix, when given: the
+    literal part of a wildcard) as Items relative to ``prefix``."""
+    for record in connection.objects(bucket, list_from or prefix):
         relative = record.key[len(prefix):]
         if not relative:
             continue  # the folder marker of the prefix itself
