@@ -509,7 +509,11 @@ class App:
                     words = words[1:]
                 if words and words[0] == "run":
                     raise UsageError("run cannot run run")
-                commands.append((number, line, parse_arguments(words, self.parser, base)))
+                line_args = parse_arguments(words, self.parser, base)
+                for name in ("url", "source", "destination"):  # bad URLs stop the run before it starts
+                    if getattr(line_args, name, None) is not None:
+                        parse(getattr(line_args, name))
+                commands.append((number, line, line_args))
             except (UsageError, ValueError) as exc:
                 raise UsageError(f"{args.file}, line {number}: {exc}") from None
         failures = [0]

@@ -111,7 +111,10 @@ class Output:
                 self.tally.transferred += 1
                 self.tally.transferred_bytes += action.size or 0
         if action.error is not None:
-            self.error(f"{action.action} failed: {action.error.what}: {action.error.message}")
+            failure = action.error
+            said = failure.message if failure.what in failure.message else \
+                f"{action.action} {failure.what} failed: {failure.message}"
+            self.error(said)
         if self.json_lines:
             record: dict[str, Any] = {"operation": action.action, "source": action.source,
                                       "destination": action.destination, "size": action.size,
