@@ -114,8 +114,15 @@ def test_pipes_cat_and_stat(server_url, client):
 def test_single_files_and_keys_cp_and_mv(server_url, client, tmp_path):
     client.create_bucket(Bucket=BUCKET)
     (tmp_path / "one.txt").write_bytes(b"one")
-    assert s3po("cp", tmp_path / "one.txt", f"s3://{BUCKET}/in/", url=server_url).returncode == 0
-    assert client.get_object(Bucket=BUCKET, Key="in/one.txt")["Body"].read() == b"one"
+    one = s3po("cp", tmp_path / "one.txt", f"s3://{BUCKET}/in/", "--content-type", "text/x-one", "-v",
+               "--retries", "1", "--part-workers", "2", url=server_url)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.strip() == f"upload: {tmp_path / 'one.txt'} -> s3://{BUCKET}/in/one.txt"
+    stored = client.get_object(Bucket=BUCKET, Key="in/one.txt")
+    assert stored["Body"].read() == b"one" and stored["ContentType"] == "text/x-one"
+    profile = s3po("ls", "--profile", "no-such-profile", url=server_url)
+    assert profile.returncode == 1
+    assert_one_line_error(profile.stderr, "no-such-profile")
     assert s3po("cp", f"s3://{BUCKET}/in/one.txt", f"s3://{BUCKET}/copy.txt", url=server_url).returncode == 0
     assert s3po("mv", f"s3://{BUCKET}/copy.txt", tmp_path / "back.txt", url=server_url).returncode == 0
     assert (tmp_path / "back.txt").read_bytes() == b"one"
