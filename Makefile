@@ -1,4 +1,5 @@
-# The two commands of the README: `make test` and `make demo`. Both build their own
+# The commands of the README: `make test`, `make demo` (the command line, then the
+# library) and `make bench`. Both build their own
 # virtualenv, so they work on a fresh machine with nothing but python3.
 
 PYTHON ?= python3
@@ -20,6 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest --cov=s3po --cov-report=term-missing $(PYTEST_ARGS)
 
 demo: $(STAMP)
+	$(PY) demo/cli_session.py
 	$(PY) demo/demo.py
 
 bench: $(STAMP)

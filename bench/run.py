@@ -3,13 +3,18 @@
     make bench                                   # both suites, the defaults below
     make bench BENCH_ARGS='--suite small --repeat 5 --variants s3po boto3-threads'
     make bench BENCH_ARGS='--suite large --large-size-mib 256'
+    make bench BENCH_ARGS='--suite cli'                        # s3po vs s5cmd vs aws cli
+    make bench BENCH_ARGS='--suite memory'                     # tree sync memory, 20k vs 200k keys
 
 Starts one S3 server on 127.0.0.1 (rclone serve s3 by default); each suite puts
 bench/delayproxy.py in front of it, which holds each response for the latency. Two suites:
 
 - small (bench/small.py): --objects objects of --size bytes up and down, with
   --concurrency requests in flight;
-- large (bench/large.py): one file of --large-size-mib MiB up and down, 8 parts in flight.
+- large (bench/large.py): one file of --large-size-mib MiB up and down, 8 parts in flight;
+- cli (bench/cli.py): --cli-files small files up, a no-change sync, and down, with the
+  s3po, s5cmd and aws commands, --concurrency requests in flight;
+- memory (bench/tree_memory.py): peak RSS of tree syncs of 20,000 and 200,000 keys (no server).
 
 Each runs every variant --repeat (--large-repeat) times, each time in a process of its own,
 interleaved in an order that rotates each round, and prints one table (medians, with
@@ -22,13 +27,16 @@ import sys
 import time
 from pathlib import Path
 
+import cli
 import harness
 import large
 import servers
 import small
+import tree_memory
 
 BENCH = Path(__file__).resolve().parent
-SUITES = ("small", "large")
+SUITES = ("small", "large", "cli", "memory")
+NEEDS_NO_SERVER = ("memory",)
 
 
 def _positive_int(text):
@@ -60,7 +68,7 @@ def parse_args(argv):
         epilog=f"small variants: {', '.join(small.VARIANTS)}; large variants: "
                f"{', '.join(large.VARIANTS)} (the defaults)")
     parser.add_argument("--suite", choices=SUITES + ("all",), default="all",
-                        help="which suite(s) to run: small, then large (default all)")
+                        help="which suite(s) to run: small, large, cli, memory (default all)")
     parser.add_argument("--server", choices=("auto", "rclone", "s3rver", "moto"), default="auto")
     parser.add_argument("--latency-ms", type=_non_negative_float, default=20.0,
                         help="added to every response by the proxy")
@@ -84,7 +92,15 @@ def parse_args(argv):
                                help="where to write the numbers (a .md table is written beside it)")
     large_options.add_argument("--large-variants", nargs="+", default=list(large.VARIANTS),
                                help="space- or comma-separated subset, in this order")
+    cli_options = parser.add_argument_group("cli suite")
+    cli_options.add_argument("--cli-files", type=_positive_int, default=2000)
+    cli_options.add_argument("--cli-repeat", type=_positive_int, default=3)
+    cli_options.add_argument("--cli-json", type=Path, default=BENCH / "results" / "cli.json",
+                             help="where to write the numbers (a .md table is written beside it)")
+    cli_options.add_argument("--cli-variants", nargs="+", default=list(cli.VARIANTS),
+                             help="space- or comma-separated subset, in this order")
     args = parser.parse_args(argv)
+    args.cli_variants = _variants(parser, "--cli-variants", args.cli_variants, cli.VARIANTS)
     args.variants = _variants(parser, "--variants", args.variants, small.VARIANTS)
     args.large_variants = _variants(parser, "--large-variants", args.large_variants,
                                     large.VARIANTS)
@@ -94,15 +110,17 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     suites = SUITES if args.suite == "all" else (args.suite,)
-    server, notes = servers.start_server(args.server)
+    server, notes = (servers.start_server(args.server) if set(suites) - set(NEEDS_NO_SERVER)
+                     else (None, []))
     took = {}
     try:
         for name in suites:
             started = time.perf_counter()
-            {"small": small, "large": large}[name].run(args, server, notes)
+            {"small": small, "large": large, "cli": cli, "memory": tree_memory}[name].run(args, server, notes)
             took[name] = time.perf_counter() - started
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
     harness.log("took " + ", ".join(f"{name} suite {seconds:.0f} s"
                                     for name, seconds in took.items()))
     return 0

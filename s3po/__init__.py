@@ -18,6 +18,7 @@ from .progress import TransferTotals
 from .records import Key, Prefix
 from .retry import RetryPolicy
 from .stream import ObjectStream
+from .trees import TreeAction, TreeFailure, TreeProgress, TreeReport
 
 __version__ = "0.2.0"
 
@@ -37,6 +38,10 @@ __all__ = [
     "RetryPolicy",
     "S3POException",
     "TransferTotals",
+    "TreeAction",
+    "TreeFailure",
+    "TreeProgress",
+    "TreeReport",
     "UploadException",
     "__version__",
 ]

@@ -72,6 +72,7 @@ if TYPE_CHECKING:
         UploadFileOptions,
         UploadOptions,
     )
+    from .trees import TreeProgressCallback, TreeReport
 
 __all__ = ["Connection", "MiB"]
 
@@ -739,6 +740,91 @@ class Connection(LegacyNames):
         """Create ``bucket`` in the client's region; a bucket you already own is fine."""
         check_bucket(bucket)
         self._run("create_bucket", S3POException, bucket, None, lambda ctx: buckets.create_bucket(ctx, bucket))
+
+    # -- whole trees (s3po/trees.py) ---------------------------------------------------
+
+    def upload_tree(self, bucket: str, prefix: str, directory: PathLike, *,
+                    include: Optional[Iterable[str]] = None, exclude: Optional[Iterable[str]] = None,
+                    sync: bool = False, compare: str = "size-mtime", delete: bool = False,
+                    max_delete: Optional[int] = None, dry_run: bool = False,
+                    progress: Optional["TreeProgressCallback"] = None, jobs: Optional[int] = None,
+                    compress: Optional[str] = None, headers: Optional[Mapping[str, Any]] = None) -> "TreeReport":
+        """Upload every file under ``directory`` to ``prefix`` (a folder: "a" means "a/").
+
+        key = prefix + the file's path relative to ``directory``, with "/" separators.
+
+        - ``include`` / ``exclude``: glob patterns on the relative path (exclude wins).
+        - ``sync=True``: skip files the prefix already holds the same, by ``compare``:
+          "size-mtime" (same size, object not older than the file), "size", or
+          "checksum" (same size and the ETag is the file's MD5, or its multipart ETag).
+        - ``delete=True`` (with ``sync``): delete keys under the prefix that have no file;
+          ``max_delete=N``: if more than N would go, delete none (``report.deletes_refused``).
+        - ``dry_run=True``: change nothing; ``report.planned`` lists what would be done.
+        - ``progress(TreeProgress)``: after each step and as bytes move (calls never overlap).
+        - ``jobs``: requests in flight (default: ``max_connections``).
+        - ``compress``, ``headers``: as for ``upload_file``, for every file.
+
+        Returns a TreeReport; failures of single files are in ``report.failed``, not raised.
+        The listing streams and the two sides are compared as two sorted streams: memory
+        does not grow with the number of files. Interrupted (Ctrl-C, an exception in a
+        progress callback), it leaves no multipart upload behind.
+        """
+        from . import trees
+
+        check_bucket(bucket)
+        check_prefix(prefix)
+        directory = check_path(directory)
+        options = trees.check_options(self, include, exclude, sync, compare, delete, dry_run, progress, jobs,
+                                      max_delete)
+        codec = check_codec(compress)
+        _put_params("x", headers, codec)  # bad headers raise here, before any request
+        return trees.upload_tree(self, bucket, prefix, directory, options, headers=headers, compress=codec)
+
+    def download_tree(self, bucket: str, prefix: str, directory: PathLike, *,
+                      include: Optional[Iterable[str]] = None, exclude: Optional[Iterable[str]] = None,
+                      sync: bool = False, compare: str = "size-mtime", delete: bool = False,
+                      max_delete: Optional[int] = None, dry_run: bool = False,
+                      progress: Optional["TreeProgressCallback"] = None, jobs: Optional[int] = None,
+                      decompress: bool = True) -> "TreeReport":
+        """Download every key under ``prefix`` into ``directory``, each file atomically.
+
+        Options as for ``upload_tree`` (``delete`` removes local files that have no key);
+        ``decompress`` as for ``download_file``. Each file gets its object's LastModified
+        as mtime, so a second ``sync`` moves nothing. Never writes outside ``directory``:
+        keys whose relative part is absolute, has a ".", ".." or empty component, a NUL
+        or a component over 255 bytes, and keys that would write through a symlink
+        pointing outside, are reported as failures; folder markers ("a/") make folders;
+        a key below another key (``a/b`` below ``a``) is a conflict, reported. A failed
+        or interrupted download leaves no temporary and no partial file.
+        """
+        from . import trees
+
+        check_bucket(bucket)
+        check_prefix(prefix)
+        directory = check_path(directory)
+        options = trees.check_options(self, include, exclude, sync, compare, delete, dry_run, progress, jobs,
+                                      max_delete)
+        return trees.download_tree(self, bucket, prefix, directory, options, decompress=decompress)
+
+    def copy_tree(self, src_bucket: str, src_prefix: str, dst_bucket: str, dst_prefix: str, *,
+                  include: Optional[Iterable[str]] = None, exclude: Optional[Iterable[str]] = None,
+                  sync: bool = False, compare: str = "size-mtime", delete: bool = False,
+                  max_delete: Optional[int] = None, dry_run: bool = False,
+                  progress: Optional["TreeProgressCallback"] = None,
+                  jobs: Optional[int] = None) -> "TreeReport":
+        """Copy every key under ``src_prefix`` to ``dst_prefix``, server-side.
+
+        Options as for ``upload_tree``; "checksum" compares ETags. Prefixes of one bucket
+        that hold one another are refused (ValueError).
+        """
+        from . import trees
+
+        for bucket, prefix in ((src_bucket, src_prefix), (dst_bucket, dst_prefix)):
+            check_bucket(bucket)
+            check_prefix(prefix)
+        options = trees.check_options(self, include, exclude, sync, compare, delete, dry_run, progress, jobs,
+                                      max_delete)
+        return trees.copy_tree(self, src_bucket, src_prefix, dst_bucket, dst_prefix, options)
 
     # -- testing -----------------------------------------------------------------------
 

@@ -1,0 +1,9 @@
+"""``python -m s3po``: the command line (see s3po.cli)."""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+from s3po.cli import run  # noqa: E402  (after patching, on purpose)
+
+run()

@@ -1,0 +1,20 @@
+"""The ``s3po`` command line: an application, so it is the one part of s3po that monkey-patches.
+
+``run`` (the console script) and ``python -m s3po`` patch with gevent first, then import
+the rest: transfers run as greenlets on gevent's sockets, the fastest way s3po has to keep
+many small requests in flight. ``import s3po`` never patches; importing this package
+does not either, only running the command does.
+"""
+
+
+def run() -> None:
+    """The console script ``s3po``."""
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    import sys
+
+    from .app import main
+
+    sys.exit(main())
