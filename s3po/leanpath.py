@@ -98,6 +98,21 @@ class _Route:
 
 
 @dataclass(frozen=True)
+class Request:
+    """A signed request, ready to go."""
+
+    endpoint: Endpoint
+    method: str
+    target: str  # path and query, as sent
+    headers: dict[str, str]
+    body: Any
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url + self.target
+
+
+@dataclass(frozen=True)
 class _Member:
     name: str
     kind: str  # the shape's type: string, integer, long, boolean, timestamp...
@@ -197,9 +212,28 @@ class LeanPath:
 
     def send(self, operation: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
         """The answer to ``operation``, as botocore's client would return it, or its ClientError."""
-        method, name = OPERATIONS[operation]
-        bucket = params["Bucket"]
-        route = self._route(bucket)
+        request = self.build(operation, params)
+        body = request.body
+        start = body.tell() if body is not None and hasattr(body, "tell") else None
+        url = request.endpoint.url + request.target
+        try:
+            response = self._pool.request(request.endpoint, request.method, request.target, request.headers, body,
+                                          lambda exc: _botocore_error(exc, url))
+        except TransportError as exc:
+            raise _botocore_error(exc, url) from exc
+        try:
+            return self._answer(OPERATIONS[operation][1], request.method, response)
+        except _Redirected:
+            # Another region: botocore's redirector knows what to do, and remembers it.
+            self.forget_route(params["Bucket"])
+            if start is not None:
+                params["Body"].seek(start)
+            return getattr(self._client, operation)(**params)  # type: ignore[no-any-return]
+
+    def build(self, operation: str, params: Mapping[str, Any], now: Optional[datetime] = None) -> "Request":
+        """The signed request for ``operation`` (``now`` for the signature: the clock's by default)."""
+        method, _ = OPERATIONS[operation]
+        route = self._route(params["Bucket"])
         assert route is not None  # serves() said so
         path = route.prefix + urllib.parse.quote(params["Key"].encode("utf-8"), safe="/~")
         query = [(query_name, urllib.parse.quote(str(params[param]), safe="-_.~"))
@@ -211,7 +245,7 @@ class LeanPath:
         body = params.get("Body") if operation in _WITH_BODY else None
         payload = self._payload_hash(route, operation, body, headers)
         frozen = self._credentials.get_frozen_credentials()
-        amz_date = timestamp(datetime.now(timezone.utc))
+        amz_date = timestamp(now or datetime.now(timezone.utc))
         headers["X-Amz-Date"] = amz_date
         if frozen.token:
             headers["X-Amz-Security-Token"] = frozen.token
@@ -223,21 +257,7 @@ class LeanPath:
         headers["User-Agent"] = self._user_agent
         if body is not None or method in ("PUT", "DELETE"):
             headers["Content-Length"] = str(_length(body))
-        start = body.tell() if body is not None and hasattr(body, "tell") else None
-        url = route.endpoint.url + target
-        try:
-            response = self._pool.request(route.endpoint, method, target, headers, body,
-                                          lambda exc: _botocore_error(exc, url))
-        except TransportError as exc:
-            raise _botocore_error(exc, url) from exc
-        try:
-            return self._answer(name, method, response)
-        except _Redirected:
-            # Another region: botocore's redirector knows what to do, and remembers it.
-            self.forget_route(bucket)
-            if start is not None:
-                params["Body"].seek(start)
-            return getattr(self._client, operation)(**params)  # type: ignore[no-any-return]
+        return Request(route.endpoint, method, target, headers, body)
 
     def _payload_hash(self, route: _Route, operation: str, body: Any, headers: Mapping[str, str]) -> str:
         if body is None:
@@ -429,7 +449,11 @@ def _connection_refusal(client: Any, credentials: Any) -> Optional[str]:
         return "a client certificate or TCP keepalive in the client's config"
     from botocore.utils import get_environ_proxies
 
-    if getattr(config, "proxies", None) or get_environ_proxies(client.meta.endpoint_url):
+    # As botocore decides: the config's proxies, else the environment's for the endpoint
+    # (whose "no" entry is NO_PROXY, not a proxy), looked up by the endpoint's scheme.
+    endpoint = client.meta.endpoint_url
+    proxies = getattr(config, "proxies", None) or get_environ_proxies(endpoint)
+    if proxies.get(urllib.parse.urlsplit(endpoint).scheme):
         return "a proxy"
     return None
 

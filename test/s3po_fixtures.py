@@ -1,8 +1,9 @@
 """Fixtures that give tests an s3po Connection on each backend.
 
-- ``conn`` runs every test three times: on moto in-process (``conn.mock()``), over
-  HTTP against the moto server on 127.0.0.1, and over HTTPS through a fault-free TLS
-  proxy to that server.
+- ``conn`` runs every test four times: on moto in-process (``conn.mock()``), over
+  HTTP against the moto server on 127.0.0.1, over HTTPS through a fault-free TLS
+  proxy to that server (these two on the default, lean request path), and over HTTP
+  again with every request through botocore (``request_path="botocore"``).
 - ``wire_conn`` talks to that server through the fault-injecting proxy (``proxy``), so
   tests can break the network on command and count what reached the wire; it runs
   once over HTTP and once over HTTPS (the ``scheme`` fixture).
@@ -45,8 +46,10 @@ def endpoint_options(endpoint_url: str) -> dict:
     return {"endpoint_url": endpoint_url, **tls_options(endpoint_url)}
 
 
-# The fixture that gives each backend over the wire its emptied server's URL.
-_URL_FIXTURES = {"http": "server_url", "https": "tls_server_url"}
+# The fixture that gives each backend over the wire its emptied server's URL, and the
+# request path its Connection takes.
+_URL_FIXTURES = {"http": ("server_url", "lean"), "https": ("tls_server_url", "lean"),
+                 "http-botocore": ("server_url", "botocore")}
 
 
 @pytest.fixture(params=["inprocess", *_URL_FIXTURES])
@@ -61,7 +64,8 @@ def _connection_on(backend, request, **kwargs):
         with connection.mock(buckets=[BUCKET]):
             yield connection
     else:
-        connection = make_connection(request.getfixturevalue(_URL_FIXTURES[backend]), **kwargs)
+        url_fixture, request_path = _URL_FIXTURES[backend]
+        connection = make_connection(request.getfixturevalue(url_fixture), request_path=request_path, **kwargs)
         connection.create_bucket(BUCKET)
         yield connection
 

@@ -2,7 +2,6 @@
 
 import gc
 import logging
-import threading
 import time
 import weakref
 
@@ -133,25 +132,6 @@ def test_callback_needs_background():
 
 # -- over the wire --------------------------------------------------------------------------
 
-class InFlight:
-    """Counts the requests a client has on the wire, from botocore's own events."""
-
-    def __init__(self, client):
-        self.now = self.peak = 0
-        self._lock = threading.Lock()
-        client.meta.events.register("before-send.s3", self._sent)
-        client.meta.events.register("needs-retry.s3", self._done)
-
-    def _sent(self, **kwargs):
-        with self._lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-
-    def _done(self, **kwargs):
-        with self._lock:
-            self.now -= 1
-
-
 def test_back_pressure_blocks_the_caller_while_the_pool_is_full(wire_conn, proxy):
     proxy.latency_s = 0.05
     handles = []
@@ -164,7 +144,7 @@ def test_back_pressure_blocks_the_caller_while_the_pool_is_full(wire_conn, proxy
 def test_requests_in_flight_never_exceed_max_connections(proxy, caplog):
     conn = make_connection(proxy.url, max_connections=4)
     conn.create_bucket(BUCKET)
-    in_flight = InFlight(conn.conn)
+    proxy.clear()
     proxy.latency_s = 0.1
     started = time.monotonic()
     with caplog.at_level(logging.WARNING):
@@ -173,19 +153,18 @@ def test_requests_in_flight_never_exceed_max_connections(proxy, caplog):
                 batch.upload(BUCKET, f"k{n}", "x")
             conn.upload(BUCKET, "bg", "x", background=True)
         conn.wait()
-    assert in_flight.peak == 4
+    assert proxy.max_in_flight == 4
     assert time.monotonic() - started >= 4 * 0.1  # 17 requests, 4 at a time, 0.1 s each
     assert "Connection pool is full" not in caplog.text
 
 
 def test_a_big_batch_uses_many_connections_without_pool_warnings(wire_conn, proxy, caplog):
-    in_flight = InFlight(wire_conn.conn)
     proxy.latency_s = 0.1
     with caplog.at_level(logging.WARNING):
         with wire_conn.batch(64, raise_errors=True) as batch:
             for n in range(128):
                 batch.upload(BUCKET, f"k{n}", "x")
-    assert in_flight.peak > 32
+    assert proxy.max_in_flight > 32
     assert "Connection pool is full" not in caplog.text
 
 
