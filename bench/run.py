@@ -11,6 +11,8 @@ bench/delayproxy.py in front of it, which holds each response for the latency. T
 
 - small (bench/small.py): --objects objects of --size bytes up and down, with
   --concurrency requests in flight;
+- single (bench/single.py): the CPU of one small PUT and one GET, back to back, straight
+  to the server: s3po's lean and botocore request paths, boto3, minio-py, obstore;
 - large (bench/large.py): one file of --large-size-mib MiB up and down, 8 parts in flight;
 - cli (bench/cli.py): --cli-files small files up, a no-change sync, and down, with the
   s3po, s5cmd and aws commands, --concurrency requests in flight;
@@ -31,11 +33,12 @@ import cli
 import harness
 import large
 import servers
+import single
 import small
 import tree_memory
 
 BENCH = Path(__file__).resolve().parent
-SUITES = ("small", "large", "cli", "memory")
+SUITES = ("small", "single", "large", "cli", "memory")
 NEEDS_NO_SERVER = ("memory",)
 
 
@@ -92,6 +95,13 @@ def parse_args(argv):
                                help="where to write the numbers (a .md table is written beside it)")
     large_options.add_argument("--large-variants", nargs="+", default=list(large.VARIANTS),
                                help="space- or comma-separated subset, in this order")
+    single_options = parser.add_argument_group("single suite")
+    single_options.add_argument("--single-calls", type=_positive_int, default=2000)
+    single_options.add_argument("--single-repeat", type=_positive_int, default=3)
+    single_options.add_argument("--single-json", type=Path, default=BENCH / "results" / "single.json",
+                                help="where to write the numbers (a .md table is written beside it)")
+    single_options.add_argument("--single-variants", nargs="+", default=list(single.VARIANTS),
+                                help="space- or comma-separated subset, in this order")
     cli_options = parser.add_argument_group("cli suite")
     cli_options.add_argument("--cli-files", type=_positive_int, default=2000)
     cli_options.add_argument("--cli-repeat", type=_positive_int, default=3)
@@ -101,6 +111,7 @@ def parse_args(argv):
                              help="space- or comma-separated subset, in this order")
     args = parser.parse_args(argv)
     args.cli_variants = _variants(parser, "--cli-variants", args.cli_variants, cli.VARIANTS)
+    args.single_variants = _variants(parser, "--single-variants", args.single_variants, single.VARIANTS)
     args.variants = _variants(parser, "--variants", args.variants, small.VARIANTS)
     args.large_variants = _variants(parser, "--large-variants", args.large_variants,
                                     large.VARIANTS)
@@ -116,7 +127,8 @@ def main(argv=None):
     try:
         for name in suites:
             started = time.perf_counter()
-            {"small": small, "large": large, "cli": cli, "memory": tree_memory}[name].run(args, server, notes)
+            {"small": small, "single": single, "large": large, "cli": cli,
+             "memory": tree_memory}[name].run(args, server, notes)
             took[name] = time.perf_counter() - started
     finally:
         if server is not None:
