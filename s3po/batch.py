@@ -12,7 +12,7 @@ import logging
 import traceback
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping, Optional, TypeVar, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping, Optional, TypeVar, Union, overload
 
 from .calls import Call, Outcome
 from .context import InCall, in_call
@@ -232,10 +232,7 @@ class Batch:
             if reserved in kwargs:
                 raise TypeError(f"{operation}() in a batch takes no {reserved}= (it is already a batch call)")
         # Wrong arguments are a bug at the call site: say so now, not when the call runs.
-        bound = _signature(type(self._connection), operation).bind(None, *args, **kwargs)
-        arguments = bound.arguments
-        bucket = arguments.get("bucket", arguments.get("dst_bucket"))
-        key = arguments.get("key", arguments.get("dst_key", arguments.get("prefix")))
+        bucket, key = _check_arguments(type(self._connection), operation, args, kwargs)
         if operation in TRANSFERS:
             kwargs["progress"] = self._progress.start_call(check_progress(kwargs.get("progress")))
         method = getattr(self._connection, operation)
@@ -446,15 +443,46 @@ class Batch:
             self._closed = True
 
 
-_signatures: dict[tuple[Any, str], inspect.Signature] = {}
+# A position among an operation's positional arguments, a keyword's name, or nowhere.
+_Place = Union[int, str, None]
+# For each way of calling an operation (its class, name, number of positional
+# arguments and keyword names): where its bucket and key are among them.
+_call_shapes: dict[tuple[Any, str, int, frozenset[str]], tuple[_Place, _Place]] = {}
 
 
-def _signature(connection_class: Any, operation: str) -> inspect.Signature:
-    """The signature of ``Connection.<operation>`` (with ``self``), computed once."""
-    found = _signatures.get((connection_class, operation))
-    if found is None:
-        found = _signatures[(connection_class, operation)] = inspect.signature(getattr(connection_class, operation))
-    return found
+def _check_arguments(connection_class: Any, operation: str, args: tuple[Any, ...],
+                     kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
+    """TypeError for arguments ``Connection.<operation>`` would refuse; its bucket and key.
+
+    The signature is bound once per way of calling it (a batch of a million uploads
+    calls it one way), not once per call.
+    """
+    shape = (connection_class, operation, len(args), frozenset(kwargs))
+    places = _call_shapes.get(shape)
+    if places is None:
+        signature = inspect.signature(getattr(connection_class, operation))
+        signature.bind(None, *args, **kwargs)  # raises TypeError, as the call itself would
+        names = list(signature.parameters)[1:]  # without self
+        places = (_place(("bucket", "dst_bucket"), names, args, kwargs),
+                  _place(("key", "dst_key", "prefix"), names, args, kwargs))
+        _call_shapes[shape] = places
+    return _at(places[0], args, kwargs), _at(places[1], args, kwargs)
+
+
+def _place(candidates: tuple[str, ...], names: list[str], args: tuple[Any, ...],
+           kwargs: Mapping[str, Any]) -> _Place:
+    for name in candidates:
+        if name in kwargs:
+            return name
+        if name in names and names.index(name) < len(args):
+            return names.index(name)
+    return None
+
+
+def _at(place: _Place, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    if place is None:
+        return None
+    return args[place] if isinstance(place, int) else kwargs[place]
 
 
 def _log_fresh(reports: list[_Report]) -> None:

@@ -52,7 +52,7 @@ class Call(gevent.Greenlet, Generic[T]):  # type: ignore[misc]  # gevent ships n
         self.description = description
         self._on_settled = on_settled
         self._outcome: Optional[Outcome] = None
-        self._settled = native().event()  # waited on by get() from any thread
+        self._settled: Any = None  # a native event, for a call run elsewhere: get() waits on it
         self._settle_lock = native().lock()
         self._work: Optional[Callable[[], Outcome]] = None
         self._elsewhere = False
@@ -85,6 +85,7 @@ class Call(gevent.Greenlet, Generic[T]):  # type: ignore[misc]  # gevent ships n
         outcome directly, from any thread.
         """
         self._elsewhere = True
+        self._settled = native().event()
 
         def deliver(outcome: Outcome) -> None:
             self._settle(outcome)
@@ -132,7 +133,8 @@ class Call(gevent.Greenlet, Generic[T]):  # type: ignore[misc]  # gevent ships n
                 return
             self._outcome = outcome
         self._on_settled(self, outcome)
-        self._settled.set()
+        if self._settled is not None:
+            self._settled.set()
 
     def _on_dead(self, _greenlet: Any) -> None:
         # Killed before it could run (its batch was cancelled): it ends cancelled.

@@ -43,12 +43,17 @@ def patched() -> bool:
     return monkey is not None and bool(monkey.is_module_patched("socket"))
 
 
+_originals: dict[tuple[str, str], Any] = {}
+
+
 def _original(module: str, name: str) -> Any:
-    """``module.name`` as it was before any monkey-patching."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None:
-        return monkey.get_original(module, name)
-    return getattr(sys.modules[module], name)
+    """``module.name`` as it was before any monkey-patching (which never changes once known)."""
+    found = _originals.get((module, name))
+    if found is None:
+        monkey = sys.modules.get("gevent.monkey")
+        found = monkey.get_original(module, name) if monkey is not None else getattr(sys.modules[module], name)
+        _originals[(module, name)] = found
+    return found
 
 
 class Task(Protocol):
@@ -229,7 +234,7 @@ class Cancellation:
 
     def __init__(self, runtime: Optional[Runtime] = None, parent: Optional["Cancellation"] = None) -> None:
         self._event = (runtime or current()).event()
-        self._children: "weakref.WeakSet[Cancellation]" = weakref.WeakSet()
+        self._children: Optional["weakref.WeakSet[Cancellation]"] = None  # made for the first child
         # Native: held only to add or list children, never across a switch.
         self._children_lock = _original("threading", "Lock")()
         if parent is not None:
@@ -237,6 +242,8 @@ class Cancellation:
 
     def _adopt(self, child: "Cancellation") -> None:
         with self._children_lock:
+            if self._children is None:
+                self._children = weakref.WeakSet()
             self._children.add(child)
         if self.cancelled:
             child.cancel()
@@ -244,7 +251,7 @@ class Cancellation:
     def cancel(self) -> None:
         self._event.set()
         with self._children_lock:
-            children = list(self._children)
+            children = list(self._children or ())
         for child in children:
             child.cancel()
 
