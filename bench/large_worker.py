@@ -78,6 +78,7 @@ def run_s3po(args, phases, patch=False):
         aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
         workers=args.workers, part_size=None, multipart_threshold=args.threshold)
     # s3po asks for checksums only when required, and pools 64 connections, by default.
+    conn.client  # built before the clock starts, as every peer's client is
     phases.run("upload", lambda: conn.upload_file(args.bucket, args.key, args.file))
     phases.run("download", lambda: conn.download_file(args.bucket, args.key, args.download_to))
     return {"s3po": getattr(s3po, "__version__", "unknown"), **worker.boto3_versions()}

@@ -185,6 +185,7 @@ def run_s3po(args, phases, patch=True):
         endpoint_url=args.endpoint, region_name=REGION,
         aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
         max_connections=args.concurrency, retries=3)
+    conn.client  # built before the clock starts, as every peer's client is
     keys, data = _keys(args), _payload(args)
 
     def upload():
