@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from botocore.config import Config
 
 __all__ = [
+    "BODY_DIGEST_HEADERS",
     "build_client",
     "check_client_arguments",
     "client_config",
@@ -199,19 +200,21 @@ def _check_body_length(operation_model: Any, response_dict: dict[str, Any], **kw
     raise IncompleteReadError(actual_bytes=len(body), expected_bytes=int(declared))
 
 
-# The uploads s3po always sends with a Content-MD5 of their body.
-_MD5_CARRYING_OPERATIONS = ("PutObject", "UploadPart")
+# The uploads s3po always sends with a digest of their body.
+_DIGEST_CARRYING_OPERATIONS = ("PutObject", "UploadPart")
+# The headers that carry one: a Content-MD5, or a CRC the store verifies.
+BODY_DIGEST_HEADERS = ("Content-MD5", "x-amz-checksum-crc64nvme", "x-amz-checksum-crc32c", "x-amz-checksum-crc32")
 
 
 def hash_bodies_once(client: Any) -> None:
-    """Sign s3po's upload bodies by their Content-MD5 alone, not by a SHA-256 as well.
+    """Sign s3po's upload bodies by their Content-MD5 or checksum alone, not by a SHA-256 as well.
 
     Over HTTPS botocore already sends ``UNSIGNED-PAYLOAD`` when a request carries a
     Content-MD5; over plain HTTP (local and self-hosted stores) it hashes every body
-    with SHA-256 too, which here costs twice the MD5 and the server as much again. The
-    signed Content-MD5 header binds the body to the signature just as well: the server
-    refuses a body that does not match it. A ``payload_signing_enabled`` set in the
-    caller's ``Config(s3=...)`` is left to decide.
+    with SHA-256 too, which costs more than the digest itself, and the server as much
+    again. The signed digest header binds the body to the signature just as well: the
+    server refuses a body that does not match it. A ``payload_signing_enabled`` set in
+    the caller's ``Config(s3=...)`` is left to decide.
     """
     s3_options = dict(getattr(client.meta.config, "s3", None) or {})
     if "payload_signing_enabled" in s3_options:
@@ -220,9 +223,9 @@ def hash_bodies_once(client: Any) -> None:
 
     unsigned = client.meta.config.merge(Config(s3={**s3_options, "payload_signing_enabled": False}))
 
-    def sign_by_md5(request: Any, **kwargs: Any) -> None:
-        if "Content-MD5" in request.headers:
+    def sign_by_digest(request: Any, **kwargs: Any) -> None:
+        if any(header in request.headers for header in BODY_DIGEST_HEADERS):
             request.context["client_config"] = unsigned
 
-    for operation in _MD5_CARRYING_OPERATIONS:
-        client.meta.events.register(f"before-sign.s3.{operation}", sign_by_md5)
+    for operation in _DIGEST_CARRYING_OPERATIONS:
+        client.meta.events.register(f"before-sign.s3.{operation}", sign_by_digest)

@@ -13,6 +13,7 @@ import functools
 import io
 import logging
 import os
+import weakref
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -50,6 +51,7 @@ from .progress import Progress, check_progress
 from .records import Key, Prefix
 from .retry import RetryPolicy, check_retries
 from .runtime import Cancellation, NativeWorkers, current, native
+from .storechecks import StoreChecks, check_checksum_setting
 from .stream import ObjectStream, open_stream
 from .units import MiB
 
@@ -127,6 +129,10 @@ class Connection(LegacyNames):
       its batches and background calls; botocore's pool is sized to it.
     - ``verify_etag`` (True): compare ETags with the bytes' MD5s (uploads, downloads,
       streams); False for stores whose ETags are never MD5s. Sizes are always checked.
+    - ``checksum`` ("auto"): the CRC sent with uploads and checked on downloads where
+      the store verifies and keeps one: "auto" (CRC64NVME with awscrt, else CRC32;
+      learned per store, see the README), "crc64nvme", "crc32c" or "crc32" (trusted to
+      be verified), or "md5" (Content-MD5 and ETags only).
     - ``request_path`` ("lean"): the hot operations (PutObject, UploadPart, GetObject,
       HeadObject, DeleteObject) are signed and sent by s3po itself, everything else
       and every case it does not reproduce exactly by botocore; "botocore" sends
@@ -154,6 +160,7 @@ class Connection(LegacyNames):
         workers: int = 8,
         max_connections: int = 64,
         verify_etag: bool = True,
+        checksum: str = "auto",
         request_path: str = "lean",
         backoff_base: Optional[float] = None,
         backoff_cap: Optional[float] = None,
@@ -173,6 +180,9 @@ class Connection(LegacyNames):
         if not isinstance(verify_etag, bool):
             raise TypeError(f"verify_etag must be True or False, not {verify_etag!r}")
         self.verify_etag = verify_etag
+        self.checksum = check_checksum_setting(checksum)
+        # Per client (a mock's client is another store), made with it.
+        self._store_checks: "weakref.WeakKeyDictionary[Any, StoreChecks]" = weakref.WeakKeyDictionary()
         if request_path not in ("lean", "botocore"):
             raise ValueError(f"request_path must be 'lean' or 'botocore', not {request_path!r}")
         self.request_path = request_path
@@ -264,8 +274,17 @@ class Connection(LegacyNames):
             workers=self.workers,
             part_size=self.part_size,
             verify_etag=self.verify_etag,
+            checks=self._checks_for(client),
             slots=self._slots,
         )
+
+    def _checks_for(self, client: Any) -> StoreChecks:
+        checks = self._store_checks.get(client)
+        if checks is None:
+            # A mock's client says it is AWS; its store (moto) is not: it starts unknown.
+            endpoint = client.meta.endpoint_url if client is self._client else None
+            checks = self._store_checks.setdefault(client, StoreChecks(self.checksum, endpoint))
+        return checks
 
     def _run(self, operation: str, error_class: type[S3POException], bucket: str, key: Optional[str],
              work: Callable[[CallContext], T], retries: Optional[int] = None) -> T:

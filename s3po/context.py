@@ -17,6 +17,7 @@ from .parallel import Slots, run_parallel
 from .parts import DEFAULT_PART_SIZE
 from .retry import Budget, RetryPolicy, is_transient
 from .runtime import Cancellation, Runtime
+from .storechecks import StoreChecks
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["CallContext", "InCall", "in_call"]
 
 T = TypeVar("T")
+
+# Hashing at least this much is worth a trip to another thread under gevent (~0.4 ms).
+OFF_HUB_MIN_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class CallContext:
     workers: int
     part_size: Optional[int]
     verify_etag: bool
+    checks: StoreChecks  # which checksums the store verifies and returns
     slots: Slots = field(repr=False)
 
     @property
@@ -88,7 +93,14 @@ class CallContext:
         run_parallel(tasks, on_done, workers=self.workers, runtime=self.runtime, slots=self.slots,
                      cancellation=self.cancellation, holds_slot=self.holds_slot, expected=expected)
 
-    def off_hub(self, work: Callable[..., T], *args: Any) -> T:
+    def off_hub(self, work: Callable[..., T], *args: Any, size: Optional[int] = None) -> T:
+        """``work(*args)``, CPU work that releases the GIL (hashing), beside other I/O.
+
+        ``size``: the bytes it hashes; less than OFF_HUB_MIN_BYTES is done right here,
+        which costs less than the trip to another thread.
+        """
+        if size is not None and size < OFF_HUB_MIN_BYTES:
+            return work(*args)
         return self.runtime.off_hub(work, *args)
 
     def detached(self) -> "CallContext":

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
-from ._client import EXPECT_CONTINUE_MIN_BYTES
+from ._client import BODY_DIGEST_HEADERS, EXPECT_CONTINUE_MIN_BYTES
 from .httppool import Endpoint, Pool, Response, TransportError
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Signer, canonical_query, timestamp
 from .units import MiB
@@ -69,14 +69,19 @@ _HEADER_PARAMS = {
     "Tagging": "x-amz-tagging",
     "Range": "Range",
     "IfMatch": "If-Match",
+    "ChecksumCRC64NVME": "x-amz-checksum-crc64nvme",
+    "ChecksumCRC32C": "x-amz-checksum-crc32c",
+    "ChecksumCRC32": "x-amz-checksum-crc32",
+    "ChecksumMode": "x-amz-checksum-mode",
 }
+_CHECKSUM_VALUES = frozenset({"ChecksumCRC64NVME", "ChecksumCRC32C", "ChecksumCRC32"})
 # Parameters sent in the query, in the order botocore writes them into the URL.
 _QUERY_PARAMS = (("UploadId", "uploadId"), ("PartNumber", "partNumber"), ("VersionId", "versionId"))
 _ALLOWED = {
-    "put_object": {"Bucket", "Key", "Body", "Metadata", *_HEADER_PARAMS} - {"Range", "IfMatch"},
-    "upload_part": {"Bucket", "Key", "Body", "ContentMD5", "UploadId", "PartNumber"},
-    "get_object": {"Bucket", "Key", "Range", "IfMatch"},
-    "head_object": {"Bucket", "Key", "PartNumber", "IfMatch"},
+    "put_object": {"Bucket", "Key", "Body", "Metadata", *_HEADER_PARAMS} - {"Range", "IfMatch", "ChecksumMode"},
+    "upload_part": {"Bucket", "Key", "Body", "ContentMD5", "UploadId", "PartNumber", *_CHECKSUM_VALUES},
+    "get_object": {"Bucket", "Key", "Range", "IfMatch", "ChecksumMode"},
+    "head_object": {"Bucket", "Key", "PartNumber", "IfMatch", "ChecksumMode"},
     "delete_object": {"Bucket", "Key", "VersionId"},
 }
 _WITH_BODY = frozenset({"put_object", "upload_part"})
@@ -263,10 +268,11 @@ class LeanPath:
         if body is None:
             return EMPTY_SHA256
         # As botocore's S3SigV4Auth with s3po's settings: bodies that carry a Content-MD5
-        # are not hashed again (see _client.hash_bodies_once), unless the config says so.
+        # or a checksum are not hashed again (see _client.hash_bodies_once), unless the
+        # config says so.
         sign = self._sign_payloads
         if sign is None:
-            sign = "Content-MD5" not in headers
+            sign = not any(header in headers for header in BODY_DIGEST_HEADERS)
         if not sign:
             return UNSIGNED_PAYLOAD
         if isinstance(body, (bytes, bytearray, memoryview)):

@@ -7,21 +7,21 @@ otherwise store, and bill, until a lifecycle rule removes them).
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
+from .checksums import Algorithm, Digests
 from .context import CallContext
 from .errors import ChecksumMismatch, UploadException, describe, error_code, s3_url, translate
-from .integrity import multipart_etag_checkable, verify_upload_etag
+from .integrity import check_echo, multipart_etag_checkable, verify_upload_etag
 from .parts import MAX_PARTS, ByteRange, multipart_etag
 from .payload import Parts
 from .progress import Progress
 from .records import strip_etag
+from .storechecks import UploadChecks
 
 __all__ = ["SentPart", "upload_parts"]
 
@@ -30,11 +30,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SentPart:
-    """A part the store confirmed: its number, ETag as returned, MD5 digest and size."""
+    """A part the store confirmed: its number, ETag as returned, digests and size."""
 
     number: int
     etag: str
-    digest: bytes
+    digests: Digests
     size: int
 
 
@@ -42,15 +42,23 @@ def upload_parts(ctx: CallContext, bucket: str, key: str, params: Mapping[str, A
                  part_size: int, progress: Progress) -> tuple[Mapping[str, Any], int]:
     """Store ``body`` at bucket/key in parts of ``part_size``.
 
-    Returns the completion's answer and the number of bytes stored.
-    Raises ChecksumMismatch with ``stored=True`` when the completed object's ETag is not
-    the one its parts make: the damaged object then exists and must be removed.
+    Each part carries the digests the store checks (its CRC, its Content-MD5, or both
+    while the store is not yet known); with a CRC, the upload declares a FULL_OBJECT
+    checksum, the CRC of the whole object combined from the parts', which the store
+    checks at completion. Returns the completion's answer and the number of bytes
+    stored. Raises ChecksumMismatch with ``stored=True`` when the completed object's
+    checksum or ETag is not the one its parts make: the damaged object then exists and
+    must be removed.
     """
     url = s3_url(bucket, key)
+    checks = ctx.checks.for_upload()
+    declared = ({"ChecksumAlgorithm": checks.crc.declared, "ChecksumType": "FULL_OBJECT"}
+                if checks.crc is not None else {})
     created = ctx.request("create_multipart_upload", what=f"upload {url}: start multipart upload",
-                          Bucket=bucket, Key=key, **params)
+                          Bucket=bucket, Key=key, **declared, **params)
     upload_id = created["UploadId"]
     sent: dict[int, SentPart] = {}
+    send_part = functools.partial(_send_part, ctx, bucket, key, upload_id, part_size, checks)
 
     def tasks() -> Iterator[Callable[[], SentPart]]:
         for number, piece in enumerate(body.pieces(part_size), start=1):
@@ -59,8 +67,7 @@ def upload_parts(ctx: CallContext, bucket: str, key: str, params: Mapping[str, A
                     f"upload {url}: the stream needs more than {MAX_PARTS} parts of {part_size} "
                     f"bytes; set a larger part_size on the Connection"
                 )
-            yield functools.partial(_send_part, ctx, bucket, key, upload_id, number, part_size, piece,
-                                    functools.partial(body.recycle, part_size=part_size))
+            yield functools.partial(send_part, number, piece, functools.partial(body.recycle, part_size=part_size))
 
     def on_done(part: SentPart) -> None:
         sent[part.number] = part
@@ -71,38 +78,95 @@ def upload_parts(ctx: CallContext, bucket: str, key: str, params: Mapping[str, A
         ctx.parallel(tasks(), on_done, expected)
         if not sent:
             # A file that shrank to nothing after it was measured: S3 needs one part.
-            on_done(_send_part(ctx, bucket, key, upload_id, 1, part_size, b"", lambda piece: None))
-        ordered = [sent[number] for number in sorted(sent)]
-        expected_etag = multipart_etag(part.digest for part in ordered)
-        response = _complete(ctx, bucket, key, upload_id, ordered, expected_etag)
+            on_done(send_part(1, b"", lambda piece: None))
+        whole = _WholeObject([sent[number] for number in sorted(sent)], checks.crc)
+        response = _complete(ctx, bucket, key, upload_id, whole)
     except BaseException:
         _abort(ctx.for_cleanup(), bucket, key, upload_id)
         raise
-    etag = strip_etag(response.get("ETag"))
-    if ctx.verify_etag and etag is not None and multipart_etag_checkable(etag, params, response):
-        if etag.lower() != expected_etag:
-            raise ChecksumMismatch(
-                f"the server's ETag {etag} is not {expected_etag}, the ETag of the parts sent",
-                stored=True, version_id=response.get("VersionId"), etag=etag,
-            )
-    elif ctx.verify_etag:
-        ctx.connection._say_once("upload:multipart-etag", f"upload {url}: its multipart ETag {etag!r} cannot "
-                                 "check the whole object (encrypted, or the store's own shape)")
-    return response, sum(part.size for part in ordered)
+    whole.verify(ctx, bucket, key, params, response)
+    return response, whole.size
 
 
-def _send_part(ctx: CallContext, bucket: str, key: str, upload_id: str, number: int, part_size: int,
-               piece: Union[bytes, bytearray], recycle: Callable[[Any], None]) -> SentPart:
-    md5 = ctx.off_hub(hashlib.md5, piece)
-    md5_hex = md5.hexdigest()
-    content_md5 = base64.b64encode(md5.digest()).decode("ascii")
+class _WholeObject:
+    """What the parts sent make together: the multipart ETag, the full-object CRC."""
+
+    def __init__(self, parts: list[SentPart], crc: Optional[Algorithm]) -> None:
+        self.parts = parts
+        self.size = sum(part.size for part in parts)
+        md5s = [part.digests.md5_digest for part in parts]
+        self.etag = multipart_etag(d for d in md5s if d is not None) if None not in md5s else None
+        self.crc: Optional[str] = None
+        self._algorithm = crc
+        if crc is not None:
+            value = 0  # the CRC of no bytes: combining onto it gives the first part's own
+            for part in parts:
+                assert part.digests.crc is not None
+                value = crc.combine(value, part.digests.crc.value, part.size)
+            self.crc = crc.encode(value)
+
+    def complete_params(self) -> dict[str, Any]:
+        listed = []
+        for part in self.parts:
+            entry: dict[str, Any] = {"ETag": part.etag, "PartNumber": part.number}
+            entry.update((name, value) for name, value in part.digests.params().items() if name != "ContentMD5")
+            listed.append(entry)
+        params: dict[str, Any] = {"MultipartUpload": {"Parts": listed}}
+        if self._algorithm is not None:
+            params[self._algorithm.parameter] = self.crc
+            params["ChecksumType"] = "FULL_OBJECT"
+        return params
+
+    def is_ours(self, head: Mapping[str, Any]) -> bool:
+        """True when ``head`` (HEAD with ChecksumMode) describes the object these parts make."""
+        if self._algorithm is not None and head.get(self._algorithm.parameter) is not None:
+            return bool(head.get(self._algorithm.parameter) == self.crc)
+        return self.etag is not None and strip_etag(head.get("ETag")) == self.etag
+
+    def verify(self, ctx: CallContext, bucket: str, key: str, params: Mapping[str, Any],
+               response: Mapping[str, Any]) -> None:
+        """Compare the completed object's checksum, and its ETag, with what the parts make."""
+        url = s3_url(bucket, key)
+        etag = strip_etag(response.get("ETag"))
+        version = response.get("VersionId")
+        confirmed = False
+        if self._algorithm is not None:
+            echoed = response.get(self._algorithm.parameter)
+            if echoed is not None and "-" not in echoed:
+                if echoed != self.crc:
+                    raise ChecksumMismatch(
+                        f"the server's {self._algorithm.declared} {echoed} is not {self.crc}, the checksum of "
+                        "the parts sent", stored=True, version_id=version, etag=etag)
+                confirmed = True
+        if not ctx.verify_etag or self.etag is None:
+            if not confirmed:
+                ctx.connection._say_once("upload:multipart-unconfirmed", f"upload {url}: the store did not "
+                                         "confirm the object's full checksum")
+            return
+        if etag is not None and multipart_etag_checkable(etag, params, response):
+            if etag.lower() != self.etag:
+                raise ChecksumMismatch(
+                    f"the server's ETag {etag} is not {self.etag}, the ETag of the parts sent",
+                    stored=True, version_id=version, etag=etag,
+                )
+        elif not confirmed:
+            ctx.connection._say_once("upload:multipart-etag", f"upload {url}: its multipart ETag {etag!r} cannot "
+                                     "check the whole object (encrypted, or the store's own shape)")
+
+
+def _send_part(ctx: CallContext, bucket: str, key: str, upload_id: str, part_size: int, checks: UploadChecks,
+               number: int, piece: Union[bytes, bytearray], recycle: Callable[[Any], None]) -> SentPart:
+    digests = ctx.off_hub(Digests, checks.md5, checks.crc, piece, size=len(piece))
+    sent = digests.params()
     span = ByteRange((number - 1) * part_size, (number - 1) * part_size + len(piece))
 
     def attempt() -> str:
         response = ctx.send("upload_part", Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                            Body=piece, ContentMD5=content_md5)
+                            Body=piece, **sent)
         etag = response.get("ETag")
-        if ctx.verify_etag:
+        check_echo(ctx, digests.crc, response, bucket, key, md5_sent=checks.md5, whole_object=False)
+        md5_hex = digests.md5_hex
+        if ctx.verify_etag and md5_hex is not None:
             verify_upload_etag(md5_hex, strip_etag(etag), response, whole_object=False)
         return etag  # type: ignore[no-any-return]
 
@@ -112,19 +176,17 @@ def _send_part(ctx: CallContext, bucket: str, key: str, upload_id: str, number: 
     except Exception as exc:
         raise translate(exc, UploadException, "upload", bucket, key, detail=detail) from exc
     recycle(piece)  # confirmed: its buffer can take the next part
-    return SentPart(number, etag, md5.digest(), len(piece))
+    return SentPart(number, etag, digests, len(piece))
 
 
-def _complete(ctx: CallContext, bucket: str, key: str, upload_id: str,
-              parts: list[SentPart], expected_etag: str) -> Mapping[str, Any]:
-    request = {"Parts": [{"ETag": part.etag, "PartNumber": part.number} for part in parts]}
+def _complete(ctx: CallContext, bucket: str, key: str, upload_id: str, whole: _WholeObject) -> Mapping[str, Any]:
+    request = whole.complete_params()
     attempts = [0]
 
     def attempt() -> Mapping[str, Any]:
         attempts[0] += 1
         try:
-            response = ctx.send("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id,
-                                MultipartUpload=request)
+            response = ctx.send("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id, **request)
             if not response.get("ETag"):
                 # Whatever the store did, it did not confirm this object: ask again.
                 raise ChecksumMismatch("the answer to CompleteMultipartUpload carried no ETag")
@@ -133,8 +195,8 @@ def _complete(ctx: CallContext, bucket: str, key: str, upload_id: str,
             # The answer to an earlier attempt may have been lost after S3 completed the
             # upload; the upload is then gone, and the object tells whether it is ours.
             if attempts[0] > 1 and error_code(exc) == "NoSuchUpload":
-                head = ctx.send("head_object", Bucket=bucket, Key=key)
-                if strip_etag(head.get("ETag")) == expected_etag:
+                head = ctx.send("head_object", Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+                if whole.is_ours(head):
                     return head  # type: ignore[no-any-return]
             raise
 

@@ -6,14 +6,13 @@ ones become Parts, read part by part while the multipart upload runs.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import os
 import stat
 import tempfile
 from typing import IO, Any, Callable, Iterator, Optional, Union
 
+from .checksums import Algorithm, Digests
 from .compression import CompressingReader, compress_bytes
 from .units import IN_MEMORY_MAX, MiB
 
@@ -30,16 +29,16 @@ IN_MEMORY_LIMIT = IN_MEMORY_MAX
 class Payload:
     """A body ready to send as many times as retries need.
 
-    ``body`` is bytes, or a seekable binary file positioned at ``start``. ``rewind``
-    puts it back for the next attempt; ``close`` releases any spool we made.
+    ``body`` is bytes, or a seekable binary file positioned at ``start``; ``digests``
+    were computed over it as it was read. ``rewind`` puts it back for the next
+    attempt; ``close`` releases any spool we made.
     """
 
-    def __init__(self, body: Union[bytes, IO[bytes]], size: int, md5: "hashlib._Hash", *,
+    def __init__(self, body: Union[bytes, IO[bytes]], size: int, digests: Digests, *,
                  start: int = 0, owned: bool = False) -> None:
         self.body = body
         self.size = size
-        self.md5_hex = md5.hexdigest()
-        self.content_md5 = base64.b64encode(md5.digest()).decode("ascii")
+        self.digests = digests
         self._start = start
         self._owned = owned
 
@@ -150,12 +149,18 @@ class Parts:
         self.close()
 
 
-def prepare(data: Any, codec: Optional[str], multipart_threshold: int) -> Union[Payload, Parts]:
+def prepare(data: Any, codec: Optional[str], multipart_threshold: int, *, md5: bool = True,
+            crc: Optional[Algorithm] = None) -> Union[Payload, Parts]:
     """The body for ``data``, compressed with ``codec`` when one is given.
 
     A body larger than ``multipart_threshold`` bytes (after compression) is returned
-    as Parts; memory stays bounded whatever its size.
+    as Parts (each part's digests are the multipart upload's to compute); memory stays
+    bounded whatever its size. A Payload comes with the digests asked for (``md5``,
+    ``crc``), computed while its bytes were read: never a second pass.
     """
+    def digests(data: Any = b"") -> Digests:
+        return Digests(md5, crc, data)
+
     check_data(data)
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -166,19 +171,19 @@ def prepare(data: Any, codec: Optional[str], multipart_threshold: int) -> Union[
         body = compress_bytes(raw, codec) if codec else raw
         if len(body) > multipart_threshold:
             return Parts(io.BytesIO(body).read, len(body))
-        return Payload(body, len(body), hashlib.md5(body))
+        return Payload(body, len(body), digests(body))
     read = _binary_reader(data)
     if codec:
         # The compressed size is known only at the end: read as a one-way stream.
         source_size = _remaining_size(data)
-        return _from_one_way(CompressingReader(read, codec).read, multipart_threshold, source_size)
+        return _from_one_way(CompressingReader(read, codec).read, multipart_threshold, source_size, digests)
     start = _seek_position(data)
     if start is None:
-        return _from_one_way(read, multipart_threshold, None)
+        return _from_one_way(read, multipart_threshold, None, digests)
     size = _remaining_size(data)
     if size is not None and size > multipart_threshold:
         return Parts(read, size, readinto=_binary_readinto(data))
-    return _from_rewindable(data, read, start)
+    return _from_rewindable(data, read, start, digests())
 
 
 def _binary_readinto(fobj: Any) -> Optional[Callable[[Any], int]]:
@@ -245,23 +250,23 @@ def _seek_position(fobj: Any) -> Optional[int]:
         return None
 
 
-def _from_rewindable(fobj: Any, read: Read, start: int) -> Payload:
-    md5 = hashlib.md5()
+def _from_rewindable(fobj: Any, read: Read, start: int, digests: Digests) -> Payload:
     head = _read_up_to(read, IN_MEMORY_LIMIT + 1, CHUNK)
-    md5.update(head)
+    digests.update(head)
     if len(head) <= IN_MEMORY_LIMIT:
-        return Payload(head, len(head), md5)
-    # Hash it in one pass, then let botocore stream it from the original file, from
+        return Payload(head, len(head), digests)
+    # Hash it in one pass, then let the request stream it from the original file, from
     # where the caller had positioned it.
     size = len(head)
     for chunk in iter(lambda: read(CHUNK), b""):
-        md5.update(chunk)
+        digests.update(chunk)
         size += len(chunk)
     fobj.seek(start)
-    return Payload(fobj, size, md5, start=start)
+    return Payload(fobj, size, digests, start=start)
 
 
-def _from_one_way(read: Read, multipart_threshold: int, size_hint: Optional[int]) -> Union[Payload, Parts]:
+def _from_one_way(read: Read, multipart_threshold: int, size_hint: Optional[int],
+                  digests: Callable[..., Digests]) -> Union[Payload, Parts]:
     """A stream read once (a pipe, a socket, a text file, compressed output).
 
     Up to the threshold it is kept (in memory, then spooled to disk), so that a retry
@@ -271,13 +276,13 @@ def _from_one_way(read: Read, multipart_threshold: int, size_hint: Optional[int]
     in_memory = min(multipart_threshold, IN_MEMORY_LIMIT)
     head = _read_up_to(read, in_memory + 1, CHUNK)
     if len(head) <= in_memory:
-        return Payload(head, len(head), hashlib.md5(head))
+        return Payload(head, len(head), digests(head))
     if len(head) > multipart_threshold:
         return Parts(_chain(io.BytesIO(head).read, read), None, size_hint)
     # Already past what stays in memory: straight to disk, with no in-memory copy first.
     spool = tempfile.TemporaryFile(prefix="s3po-")
     try:
-        md5 = hashlib.md5(head)
+        computed = digests(head)
         spool.write(head)
         size = len(head)
         del head
@@ -286,14 +291,14 @@ def _from_one_way(read: Read, multipart_threshold: int, size_hint: Optional[int]
             if not chunk:
                 break
             spool.write(chunk)
-            md5.update(chunk)
+            computed.update(chunk)
             size += len(chunk)
         spool.seek(0)
     except BaseException:
         spool.close()
         raise
     if size <= multipart_threshold:
-        return Payload(spool, size, md5, owned=True)
+        return Payload(spool, size, computed, owned=True)
     return Parts(_chain(spool.read, read), None, size_hint, close=spool.close)
 
 

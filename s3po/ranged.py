@@ -49,8 +49,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 READ_CHUNK = 1 * MiB
-# Hashing at least this much is worth a trip to another thread under gevent (~0.4 ms).
-OFF_HUB_MIN_BYTES = 256 * 1024
 
 
 class VersionChanged(Exception):
@@ -195,10 +193,7 @@ def whole_object(response: Mapping[str, Any]) -> bool:
 
 
 def _hash(ctx: CallContext, digest: Any, data: Any) -> None:
-    if len(data) < OFF_HUB_MIN_BYTES:
-        digest.update(data)  # less work than handing it to another thread
-        return
-    ctx.off_hub(digest.update, data)
+    ctx.off_hub(digest.update, data, size=len(data))
 
 
 class Position:

@@ -1,9 +1,10 @@
 """Uploads: a body up to the multipart threshold in one PutObject, larger ones in parts.
 
 The flow: the caller's data becomes a rewindable Payload or Parts (payload.py), then
-goes out verified (Content-MD5 sent, the ETag compared). Bytes a store kept damaged
-are removed (see ``DamagedVersions``), so a failed upload never leaves wrong bytes
-behind, whatever its last error was.
+goes out verified: with the CRC the store checks on arrival (its echo compared), or
+with Content-MD5 (the ETag compared), or both while the store is not yet known (see
+storechecks.py). Bytes a store kept damaged are removed (see ``DamagedVersions``), so
+a failed upload never leaves wrong bytes behind, whatever its last error was.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Mapping, Optional
 
 from .context import CallContext
 from .errors import ChecksumMismatch, describe, error_code, s3_url
-from .integrity import etag_is_md5, layout_from_etag, verify_upload_etag
+from .integrity import check_echo, etag_is_md5, layout_from_etag, verify_upload_etag
 from .multipart import upload_parts
 from .parts import choose_part_size
 from .payload import Parts, Payload, prepare
@@ -30,7 +31,8 @@ def upload(ctx: CallContext, bucket: str, key: str, data: Any, *, params: Mappin
            codec: Optional[str], multipart_threshold: int, progress: Progress) -> Key:
     """Store ``data`` at bucket/key; ``params`` are the PutObject parameters (headers)."""
     damaged = DamagedVersions(ctx, bucket, key)
-    with prepare(data, codec, multipart_threshold) as payload, damaged:
+    checks = ctx.checks.for_upload()
+    with prepare(data, codec, multipart_threshold, md5=checks.md5, crc=checks.crc) as payload, damaged:
         if isinstance(payload, Parts):
             # Chosen before the first request, so a size S3 cannot take fails at once.
             part_size = choose_part_size(payload.size_hint, ctx.part_size)
@@ -47,18 +49,22 @@ def upload(ctx: CallContext, bucket: str, key: str, data: Any, *, params: Mappin
 
 def _put(ctx: CallContext, bucket: str, key: str, params: Mapping[str, Any], payload: Payload,
          damaged: "DamagedVersions") -> Mapping[str, Any]:
+    digests = payload.digests
+    sent = digests.params()
+
     def attempt() -> Mapping[str, Any]:
-        response = ctx.send("put_object", Bucket=bucket, Key=key, Body=payload.body,
-                            ContentMD5=payload.content_md5, **params)
-        if ctx.verify_etag:
-            etag = strip_etag(response.get("ETag"))
-            try:
-                verify_upload_etag(payload.md5_hex, etag, response)
-            except ChecksumMismatch as exc:
-                damaged.note(exc)  # whatever the next attempts do, these bytes must go
-                raise
-            if not etag_is_md5(etag, response):
-                say_unverified(ctx, "upload", bucket, key, etag, response)
+        response = ctx.send("put_object", Bucket=bucket, Key=key, Body=payload.body, **sent, **params)
+        etag = strip_etag(response.get("ETag"))
+        try:
+            md5_hex = digests.md5_hex
+            confirmed = check_echo(ctx, digests.crc, response, bucket, key, md5_sent=md5_hex is not None)
+            if md5_hex is not None and ctx.verify_etag:
+                verify_upload_etag(md5_hex, etag, response)
+                if not confirmed and not etag_is_md5(etag, response):
+                    say_unverified(ctx, "upload", bucket, key, etag, response)
+        except ChecksumMismatch as exc:
+            damaged.note(exc)  # whatever the next attempts do, these bytes must go
+            raise
         return response  # type: ignore[no-any-return]
 
     return ctx.retrying(attempt, what=f"upload {s3_url(bucket, key)}", on_retry=payload.rewind)

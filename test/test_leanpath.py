@@ -19,6 +19,7 @@ import email.utils
 import functools
 import hashlib
 import socket
+import sys
 import threading
 import time
 
@@ -50,7 +51,13 @@ CALLS = {
                                    "SSEKMSKeyId": "arn:aws:kms:eu-west-1:111122223333:key/abcd"}),
     "upload part": ("upload_part", {"Body": BODY, "ContentMD5": MD5, "PartNumber": 7,
                                     "UploadId": "VXBsb2FkIElE+/=.-_~"}),
+    "put crc64nvme": ("put_object", {"Body": BODY, "ChecksumCRC64NVME": "AAAAAAAAAAA="}),
+    "put crc32c and md5": ("put_object", {"Body": BODY, "ContentMD5": MD5, "ChecksumCRC32C": "AAAAAA=="}),
+    "upload part crc32": ("upload_part", {"Body": BODY, "ChecksumCRC32": "AAAAAA==", "PartNumber": 2,
+                                          "UploadId": "abc"}),
     "get": ("get_object", {}),
+    "get checksum mode": ("get_object", {"ChecksumMode": "ENABLED"}),
+    "head checksum mode": ("head_object", {"ChecksumMode": "ENABLED"}),
     "get range if-match": ("get_object", {"Range": "bytes=0-1023", "IfMatch": '"0123456789abcdef0123456789abcdef"'}),
     "head": ("head_object", {}),
     "head part": ("head_object", {"PartNumber": 1}),
@@ -76,8 +83,12 @@ class _Stop(Exception):
 
 def _botocore_request(connection, operation, params, monkeypatch):
     """The request botocore's own client sends for this call (stopped before it goes out)."""
-    monkeypatch.setattr(botocore.auth, "get_current_datetime",
-                        lambda remove_tzinfo=True: FROZEN.replace(tzinfo=None))
+    def frozen(remove_tzinfo=True):
+        return FROZEN.replace(tzinfo=None) if remove_tzinfo else FROZEN
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", frozen)
+    if "botocore.crt.auth" in sys.modules:  # with awscrt installed, botocore signs with it
+        monkeypatch.setattr(sys.modules["botocore.crt.auth"], "get_current_datetime", frozen)
     captured = {}
 
     def stop(request, **kwargs):

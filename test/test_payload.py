@@ -53,9 +53,9 @@ def test_a_large_one_way_stream_is_spooled_in_bounded_memory(codec):
         digest = hashlib.md5()
         for chunk in iter(lambda: payload.body.read(MiB), b""):
             digest.update(chunk)
-        assert digest.hexdigest() == payload.md5_hex
+        assert digest.hexdigest() == payload.digests.md5_hex
         if codec is None:
-            assert payload.md5_hex == source.md5.hexdigest()
+            assert payload.digests.md5_hex == source.md5.hexdigest()
 
 
 def test_small_bodies_are_bytes_and_rewindable_files_are_not_copied(tmp_path):

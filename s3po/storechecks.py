@@ -1,0 +1,130 @@
+"""Which check protects a transfer: what one Connection knows of its store's checksums.
+
+S3 verifies an ``x-amz-checksum-<crc>`` header on every upload, answers with the same
+header (its echo is the proof), and returns an object's full-object CRC on a whole GET
+with ``x-amz-checksum-mode: ENABLED``. Many S3-compatible stores do too; some (moto,
+rclone serve s3, older MinIO) ignore the headers, and there only Content-MD5 and the
+ETag check anything. So, per Connection (``checksum="auto"``, the default):
+
+- AWS endpoints are known to verify: uploads send the CRC alone, no MD5 is computed.
+- Any other endpoint is unknown until its first upload answers: that upload sends both
+  Content-MD5 and the CRC; an echo of the CRC means the store verifies (later uploads
+  send the CRC alone), no echo means it does not (later uploads send Content-MD5 alone).
+- Downloads ask for the stored checksum with their first GET, sent whole (S3 returns
+  no checksum for a ranged GET). An object that has one is checked by its CRC; one
+  that has none is checked by its ETag, as before. A custom endpoint whose first
+  answers carry no checksum, and whose uploads were not echoed, is taken for a store
+  that keeps none: its later downloads start with a ranged GET again.
+
+``checksum="crc64nvme"`` (or "crc32c", "crc32") fixes the algorithm and trusts the
+store to verify it, saying once at INFO when it does not echo; ``checksum="md5"``
+keeps to Content-MD5 and ETags, never sending a CRC.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from .checksums import ALGORITHMS, Algorithm, available, best, by_name
+
+__all__ = ["CHECKSUM_SETTINGS", "StoreChecks", "UploadChecks", "check_checksum_setting", "stored_checksum"]
+
+CHECKSUM_SETTINGS = ("auto", "md5") + ALGORITHMS
+
+
+def check_checksum_setting(setting: Any) -> str:
+    """The ``checksum`` argument of a Connection, checked before any request."""
+    if not isinstance(setting, str) or setting.lower() not in CHECKSUM_SETTINGS:
+        raise ValueError(f"checksum must be one of {', '.join(map(repr, CHECKSUM_SETTINGS))}, not {setting!r}")
+    chosen = setting.lower()
+    if chosen in ALGORITHMS:
+        by_name(chosen)  # ValueError now when this machine cannot compute it
+    return chosen
+
+
+def is_aws_endpoint(endpoint_url: Optional[str]) -> bool:
+    """True for S3 itself (``*.amazonaws.com``, ``*.amazonaws.com.cn``)."""
+    host = (urllib.parse.urlsplit(endpoint_url or "").hostname or "").lower()
+    return host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")
+
+
+@dataclass(frozen=True)
+class UploadChecks:
+    """The digests one upload computes and sends."""
+
+    md5: bool  # send Content-MD5 (and compare the ETag)
+    crc: Optional[Algorithm]  # send x-amz-checksum-<crc>
+
+
+@dataclass(frozen=True)
+class StoredChecksum:
+    """An object's full-object checksum, as its store returned it."""
+
+    algorithm: Algorithm
+    value: str  # base64, as on the wire
+
+
+def stored_checksum(response: Mapping[str, Any]) -> Optional[StoredChecksum]:
+    """The full-object CRC a GET or HEAD answer carries, when this machine can compute it.
+
+    A composite checksum (a multipart upload's checksum of part checksums, shaped
+    ``<base64>-<parts>``) does not check the whole object's bytes: it is left to the ETag.
+    """
+    if response.get("ChecksumType") not in (None, "FULL_OBJECT"):
+        return None
+    found = available()
+    for name in ALGORITHMS:
+        value = response.get("Checksum" + name.upper())
+        if isinstance(value, str) and "-" not in value and name in found:
+            return StoredChecksum(found[name], value)
+    return None
+
+
+class StoreChecks:
+    """What one Connection (per client: a mock's is its own) knows of its store's checksums.
+
+    Written by concurrent calls without a lock: every write moves towards the same
+    answer, and a call that read an older state only sends one digest more.
+    """
+
+    def __init__(self, setting: str, endpoint_url: Optional[str]) -> None:
+        self.setting = setting
+        self.algorithm: Optional[Algorithm] = None
+        if setting == "auto":
+            self.algorithm = best()
+        elif setting != "md5":
+            self.algorithm = by_name(setting)
+        self.explicit = setting not in ("auto", "md5")
+        known = True if (self.explicit or is_aws_endpoint(endpoint_url)) else None
+        # Does the store verify (and echo) checksums on upload? None: not yet known.
+        self.verifies: Optional[bool] = known if self.algorithm is not None else False
+        # Does it return stored checksums on a whole GET? None: not yet known.
+        self.returns: Optional[bool] = known if self.algorithm is not None else False
+        self._aws = is_aws_endpoint(endpoint_url)
+
+    def for_upload(self) -> UploadChecks:
+        if self.algorithm is None or self.verifies is False:
+            return UploadChecks(md5=True, crc=None)
+        return UploadChecks(md5=self.verifies is None, crc=self.algorithm)
+
+    def learn_upload(self, echoed: bool) -> None:
+        """An upload that sent a CRC was answered; ``echoed``: the answer carried it back."""
+        if echoed:
+            self.verifies = True
+            if self.returns is None:
+                self.returns = True
+        elif not self.explicit and not self._aws:
+            self.verifies = False
+
+    def whole_first_get(self) -> bool:
+        """Should a download's first GET ask for the object whole, for its stored checksum?"""
+        return self.algorithm is not None and self.returns is not False
+
+    def learn_download(self, had_checksum: bool) -> None:
+        """A whole first GET was answered, with or without a stored checksum."""
+        if had_checksum:
+            self.returns = True
+        elif self.returns is None and self.verifies is not True and not self._aws:
+            self.returns = False
