@@ -24,11 +24,12 @@ from pathlib import Path
 
 import harness
 import large
+import dask_suite
 import servers
 import small
 
 BENCH = Path(__file__).resolve().parent
-SUITES = ("small", "large")
+SUITES = ("small", "large", "dask")
 
 
 def _positive_int(text):
@@ -60,7 +61,7 @@ def parse_args(argv):
         epilog=f"small variants: {', '.join(small.VARIANTS)}; large variants: "
                f"{', '.join(large.VARIANTS)} (the defaults)")
     parser.add_argument("--suite", choices=SUITES + ("all",), default="all",
-                        help="which suite(s) to run: small, then large (default all)")
+                        help="which suite(s) to run: small, large, then dask (default all)")
     parser.add_argument("--server", choices=("auto", "rclone", "s3rver", "moto"), default="auto")
     parser.add_argument("--latency-ms", type=_non_negative_float, default=20.0,
                         help="added to every response by the proxy")
@@ -84,6 +85,13 @@ def parse_args(argv):
                                help="where to write the numbers (a .md table is written beside it)")
     large_options.add_argument("--large-variants", nargs="+", default=list(large.VARIANTS),
                                help="space- or comma-separated subset, in this order")
+    dask_options = parser.add_argument_group("dask suite")
+    dask_options.add_argument("--dask-objects", type=_positive_int, default=20_000,
+                              help="objects copied in the larger runs (the smaller ones copy a quarter)")
+    dask_options.add_argument("--dask-size", type=_positive_int, default=1024, help="bytes per object")
+    dask_options.add_argument("--dask-repeat", type=_positive_int, default=1)
+    dask_options.add_argument("--dask-json", type=Path, default=BENCH / "results" / "dask.json",
+                              help="where to write the numbers (a .md table is written beside it)")
     args = parser.parse_args(argv)
     args.variants = _variants(parser, "--variants", args.variants, small.VARIANTS)
     args.large_variants = _variants(parser, "--large-variants", args.large_variants,
@@ -99,7 +107,7 @@ def main(argv=None):
     try:
         for name in suites:
             started = time.perf_counter()
-            {"small": small, "large": large}[name].run(args, server, notes)
+            {"small": small, "large": large, "dask": dask_suite}[name].run(args, server, notes)
             took[name] = time.perf_counter() - started
     finally:
         server.stop()
