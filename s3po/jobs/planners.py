@@ -114,13 +114,28 @@ def _groups(conn: "Connection", bucket: str, prefix: str, budget: Optional[list[
     listing skips the rest of its last character's keys with StartAfter, and that
     group is incomplete. Every other group is complete: a later key, or the end of the
     listing, was seen in the same page. Each page spends one of ``budget[0]``.
+
+    Some stores (rclone's, for one) honour StartAfter only when it names a key that
+    exists, and list from the start otherwise. Seen once, the listing goes on after
+    real keys only: every group comes out complete, at the cost of listing them all
+    (with a ``budget``, until it runs out: the last group is then incomplete).
     """
     after: Optional[str] = None
+    seen_last: Optional[str] = None
+    skipping = True
     current: Optional[_Group] = None
+    skipped: Optional[_Group] = None  # the group whose rest the last request skipped
     while True:
         page = [key.key for key in itertools.islice(conn.objects(bucket, prefix, start_after=after), PAGE)]
         if budget is not None:
             budget[0] -= 1
+        if skipped is not None:
+            if page and after is not None and page[0] <= after:
+                skipping = False  # StartAfter was ignored: go on after the last key seen
+                current, skipped, after = skipped, None, seen_last
+                continue
+            yield skipped  # incomplete: the rest of its keys were skipped
+            skipped = None
         for name in page:
             char = name[len(prefix):len(prefix) + 1]
             if current is not None and char == current.char:
@@ -136,9 +151,14 @@ def _groups(conn: "Connection", bucket: str, prefix: str, budget: Optional[list[
                 yield current
             return
         assert current is not None
-        yield current  # incomplete: the rest of its keys are skipped
-        current = None
-        last = page[-1]
+        last = seen_last = page[-1]
+        if not skipping:
+            if budget is not None and budget[0] <= 0:
+                yield current  # incomplete: what follows is left to the last, open-ended shard
+                return
+            after = last
+            continue
+        skipped, current = current, None
         skip = prefix + last[len(prefix):len(prefix) + 1] + TOP
         # Should a key itself hold TOP there, go on after the last key seen instead,
         # which always moves forward (that character then shows up as a second group).
@@ -168,7 +188,7 @@ class by_fanout:
         return self._fan(conn, bucket, prefix, 0)
 
     def _fan(self, conn: "Connection", bucket: str, prefix: str, level: int) -> Iterator[AnyShard]:
-        chars = [group.char for group in _groups(conn, bucket, prefix)]
+        chars = list(dict.fromkeys(group.char for group in _groups(conn, bucket, prefix)))
         for char in chars:
             if not char:
                 yield Shard(bucket, prefix, last=prefix)  # the key equal to the prefix, alone

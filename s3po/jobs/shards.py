@@ -80,6 +80,8 @@ class Shard:
 
     def keys(self, conn: "Connection") -> Iterator[Key]:
         for key in conn.objects(self.bucket, self.prefix, delimiter=self.delimiter, start_after=self.start_after):
+            if self.start_after is not None and key.key <= self.start_after:
+                continue  # a store that honours StartAfter only for a key that exists
             if self.last is not None and key.key > self.last:
                 return  # past the range: no further page is asked for
             yield key
