@@ -4,7 +4,7 @@
     python demo/dask_jobs.py
 
 Starts moto's S3 server on 127.0.0.1 and a LocalCluster of 2 worker processes, stores
-2,000 small objects, then copies them to another bucket (recording finished shards in
+600 small objects, then copies them to another bucket (recording finished shards in
 a ledger and writing a report), runs the same copy again (every shard is skipped from
 the ledger), audits the copies and deletes the originals. This is an application, so
 it prints.
@@ -33,9 +33,9 @@ def main() -> None:
         for bucket in ("photos", "backup"):
             conn.create_bucket(bucket)
         with conn.batch(32, raise_errors=True) as batch:
-            for n in range(2000):
+            for n in range(600):
                 batch.upload("photos", f"2026/{n % 12 + 1:02d}/img-{n:05d}.jpg", b"jpeg" * (n % 50))
-        print("stored 2,000 objects in s3://photos/2026/")
+        print("stored 600 objects in s3://photos/2026/")
 
         with tempfile.TemporaryDirectory() as folder:
             ledger = os.path.join(folder, "ledger")
@@ -53,7 +53,7 @@ def main() -> None:
         print(f"audited: {audit.succeeded} verified, {audit.failed} failed")
         gone = s3po.dask.delete_prefix(client, conn, "photos", "2026/", planner=planners.by_fanout(depth=3))
         print(f"deleted: {gone.succeeded} objects; left: {len(list(conn.list('photos')))}")
-        assert report.ok and again.shards_from_ledger == again.shards and audit.succeeded == 2000
+        assert report.ok and again.shards_from_ledger == again.shards and audit.succeeded == 600
         print("done")
 
 

@@ -218,3 +218,11 @@ def test_a_gevent_patched_program_is_refused_with_a_clear_message():
     patched_first = subprocess.run([sys.executable, "-c", "from gevent import monkey; monkey.patch_all()\n"
                                     "import s3po.dask"], capture_output=True, text=True, timeout=120)
     assert patched_first.returncode != 0 and "gevent-patched" in patched_first.stderr
+
+
+def test_the_example_of_the_docs_runs_against_the_embedded_server():
+    demo = os.path.join(os.path.dirname(__file__), "..", "demo", "dask_jobs.py")
+    done = subprocess.run([sys.executable, demo], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "copied: 600 objects" in done.stdout and "12 of 12 shards skipped" in done.stdout
+    assert done.stdout.rstrip().endswith("done")
