@@ -31,7 +31,11 @@ setup(
     },
     extras_require={
         "mock": ["moto>=5.0"],
+        # s3po.dask: jobs over a whole bucket on a Dask cluster.
+        "dask": ["dask>=2024.1", "distributed>=2024.1"],
         "test": [
+            "dask>=2024.1",
+            "distributed>=2024.1",
             "moto[server]>=5.0",
             "mypy>=1.10",
             "pytest>=7",

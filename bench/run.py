@@ -5,6 +5,7 @@
     make bench BENCH_ARGS='--suite large --large-size-mib 256'
     make bench BENCH_ARGS='--suite cli'                        # s3po vs s5cmd vs aws cli
     make bench BENCH_ARGS='--suite memory'                     # tree sync memory, 20k vs 200k keys
+    make bench BENCH_ARGS='--suite dask'                       # copy on a LocalCluster vs one batch
 
 Starts one S3 server on 127.0.0.1 (rclone serve s3 by default); each suite puts
 bench/delayproxy.py in front of it, which holds each response for the latency. Two suites:
@@ -16,7 +17,8 @@ bench/delayproxy.py in front of it, which holds each response for the latency. T
 - large (bench/large.py): one file of --large-size-mib MiB up and down, 8 parts in flight;
 - cli (bench/cli.py): --cli-files small files up, a no-change sync, and down, with the
   s3po, s5cmd and aws commands, --concurrency requests in flight;
-- memory (bench/tree_memory.py): peak RSS of tree syncs of 20,000 and 200,000 keys (no server).
+- memory (bench/tree_memory.py): peak RSS of tree syncs of 20,000 and 200,000 keys (no server);
+- dask (bench/dask_suite.py): a copy of many small objects on a LocalCluster against one batch.
 
 Each runs every variant --repeat (--large-repeat) times, each time in a process of its own,
 interleaved in an order that rotates each round, and prints one table (medians, with
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import cli
 import harness
+import dask_suite
 import large
 import servers
 import single
@@ -38,7 +41,7 @@ import small
 import tree_memory
 
 BENCH = Path(__file__).resolve().parent
-SUITES = ("small", "single", "large", "cli", "memory")
+SUITES = ("small", "single", "large", "cli", "memory", "dask")
 NEEDS_NO_SERVER = ("memory",)
 
 
@@ -71,7 +74,7 @@ def parse_args(argv):
         epilog=f"small variants: {', '.join(small.VARIANTS)}; large variants: "
                f"{', '.join(large.VARIANTS)} (the defaults)")
     parser.add_argument("--suite", choices=SUITES + ("all",), default="all",
-                        help="which suite(s) to run: small, large, cli, memory (default all)")
+                        help="which suite(s) to run: small, single, large, cli, memory, dask (default all)")
     parser.add_argument("--server", choices=("auto", "rclone", "s3rver", "moto"), default="auto")
     parser.add_argument("--latency-ms", type=_non_negative_float, default=20.0,
                         help="added to every response by the proxy")
@@ -109,6 +112,13 @@ def parse_args(argv):
                              help="where to write the numbers (a .md table is written beside it)")
     cli_options.add_argument("--cli-variants", nargs="+", default=list(cli.VARIANTS),
                              help="space- or comma-separated subset, in this order")
+    dask_options = parser.add_argument_group("dask suite")
+    dask_options.add_argument("--dask-objects", type=_positive_int, default=20_000,
+                              help="objects copied in the larger runs (the smaller ones copy a quarter)")
+    dask_options.add_argument("--dask-size", type=_positive_int, default=1024, help="bytes per object")
+    dask_options.add_argument("--dask-repeat", type=_positive_int, default=1)
+    dask_options.add_argument("--dask-json", type=Path, default=BENCH / "results" / "dask.json",
+                              help="where to write the numbers (a .md table is written beside it)")
     args = parser.parse_args(argv)
     args.cli_variants = _variants(parser, "--cli-variants", args.cli_variants, cli.VARIANTS)
     args.single_variants = _variants(parser, "--single-variants", args.single_variants, single.VARIANTS)
@@ -128,7 +138,7 @@ def main(argv=None):
         for name in suites:
             started = time.perf_counter()
             {"small": small, "single": single, "large": large, "cli": cli,
-             "memory": tree_memory}[name].run(args, server, notes)
+             "memory": tree_memory, "dask": dask_suite}[name].run(args, server, notes)
             took[name] = time.perf_counter() - started
     finally:
         if server is not None:

@@ -134,6 +134,11 @@ class Server:
     def pid(self):
         return self._process.pid
 
+    @property
+    def data_dir(self):
+        """The folder the server keeps its buckets in (rclone serves it as they are)."""
+        return Path(self._dir) / "data"
+
     def cpu_s(self):
         return process_cpu_s(self.pid)
 

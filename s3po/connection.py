@@ -190,6 +190,11 @@ class Connection(LegacyNames):
         _client.check_client_arguments(session, client_kwargs)
         self._session = session
         self._client_kwargs = dict(client_kwargs)
+        # What a copy of this Connection in another process is built from (__reduce__).
+        self._arguments: dict[str, Any] = dict(
+            retry_policy=self.retry_policy, multipart_threshold=multipart_threshold, part_size=part_size,
+            workers=workers, max_connections=max_connections, verify_etag=verify_etag, checksum=self.checksum,
+            request_path=request_path, **client_kwargs)
         self._client: Any = None
         self._client_locks: dict[bool, Any] = {}
         self._slots = Slots(max_connections)
@@ -208,6 +213,28 @@ class Connection(LegacyNames):
         endpoint = self._client_kwargs.get("endpoint_url")
         region = self._client_kwargs.get("region_name")
         return f"<s3po.Connection endpoint={endpoint!r} region={region!r} (client not built yet)>"
+
+    # -- pickling: a Connection travels as its arguments ------------------------------
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the construction arguments; the receiver builds its own client.
+
+        Nothing of this process travels: no client, pool, thread, lock, background call
+        or active mock. Credentials given as arguments travel as given (inside the
+        pickle, in clear); without them each process resolves boto3's credential chain
+        itself (its environment, profile, instance or container role). A Connection
+        made with a boto3 Session cannot travel: a Session's credential providers and
+        caches belong to its process, and its credentials may be temporary ones that a
+        copy could not refresh.
+        """
+        if self._session is not None:
+            raise TypeError(
+                "a Connection made with a boto3 Session cannot be pickled (a Session belongs to "
+                "its process); give the credentials or the region as arguments "
+                "(aws_access_key_id=..., region_name=...), or none and let each process "
+                "resolve boto3's credential chain itself"
+            )
+        return (_rebuilt, (type(self), self._arguments))
 
     # -- the client ------------------------------------------------------------------
 
@@ -568,39 +595,47 @@ class Connection(LegacyNames):
 
     # -- listing and metadata --------------------------------------------------------
 
-    def list(self, bucket: str, prefix: str = "", *, delimiter: Optional[str] = None) -> Names:
+    def list(self, bucket: str, prefix: str = "", *, delimiter: Optional[str] = None,
+             start_after: Optional[str] = None) -> Names:
         """Key names under ``prefix``, lazily, across all pages.
 
         With a ``delimiter``, yields the keys at that level and the common prefixes
         (which end with the delimiter), merged in S3's order (UTF-8 bytes). To tell a
         folder-marker key from a common prefix of the same name, use ``entries``.
+        ``start_after``: only what sorts after this string (S3's StartAfter).
         """
-        return self._listing(listing.names, bucket, prefix, delimiter)
+        return self._listing(listing.names, bucket, prefix, delimiter, start_after)
 
-    def objects(self, bucket: str, prefix: str = "", *, delimiter: Optional[str] = None) -> Iterator[Key]:
+    def objects(self, bucket: str, prefix: str = "", *, delimiter: Optional[str] = None,
+                start_after: Optional[str] = None) -> Iterator[Key]:
         """Key records (size, etag, last_modified in UTC, storage_class) under ``prefix``, lazily.
 
         With a ``delimiter``, only the keys at that level (no common prefixes).
+        ``start_after``: only keys that sort after this string (S3's StartAfter).
         """
-        return self._listing(listing.objects, bucket, prefix, delimiter)
+        return self._listing(listing.objects, bucket, prefix, delimiter, start_after)
 
-    def entries(self, bucket: str, prefix: str = "", *, delimiter: Optional[str] = "/") -> Entries:
+    def entries(self, bucket: str, prefix: str = "", *, delimiter: Optional[str] = "/",
+                start_after: Optional[str] = None) -> Entries:
         """The keys (as Key records) and common prefixes (as Prefix records) at one level.
 
         In S3's order; ``delimiter`` defaults to "/", so this lists one "folder".
+        ``start_after``: only what sorts after this string (S3's StartAfter).
         """
-        return self._listing(listing.entries, bucket, prefix, delimiter)
+        return self._listing(listing.entries, bucket, prefix, delimiter, start_after)
 
-    def _listing(self, kind: Callable[[CallContext, str, str, Optional[str]], Iterator[T]], bucket: str,
-                 prefix: str, delimiter: Optional[str]) -> Iterator[T]:
+    def _listing(self, kind: Callable[[CallContext, str, str, Optional[str], Optional[str]], Iterator[T]],
+                 bucket: str, prefix: str, delimiter: Optional[str], start_after: Optional[str]) -> Iterator[T]:
         check_bucket(bucket)
         check_prefix(prefix)
+        if start_after is not None:
+            check_prefix(start_after, "start_after")
         if delimiter is not None:
             check_prefix(delimiter, "delimiter")
             if not delimiter:
                 raise ValueError("delimiter must not be empty (use None for no delimiter)")
         ctx = self._context()
-        pages = kind(ctx, bucket, prefix, delimiter)
+        pages = kind(ctx, bucket, prefix, delimiter, start_after)
 
         def translated() -> Iterator[T]:
             try:
@@ -852,6 +887,11 @@ class Connection(LegacyNames):
         from .mock import MockS3
 
         return MockS3(self, buckets)
+
+
+def _rebuilt(cls: type[Connection], arguments: dict[str, Any]) -> Connection:
+    """A Connection unpickled: made anew from the arguments it was made with."""
+    return cls(**arguments)
 
 
 def _alias(name: str, value: Optional[float], old_name: str, old_value: Optional[float]) -> Optional[float]:

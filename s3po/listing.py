@@ -12,11 +12,18 @@ from .records import Key, Prefix, from_listing
 __all__ = ["entries", "names", "objects", "pages"]
 
 
-def pages(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[Mapping[str, Any]]:
-    """ListObjectsV2 pages, each fetched (and retried) only when the previous one is used."""
+def pages(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str],
+          start_after: Optional[str] = None) -> Iterator[Mapping[str, Any]]:
+    """ListObjectsV2 pages, each fetched (and retried) only when the previous one is used.
+
+    ``start_after``: S3's StartAfter, the listing begins after this string (a key range
+    can be listed without the keys before it).
+    """
     request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     if delimiter is not None:
         request["Delimiter"] = delimiter
+    if start_after:
+        request["StartAfter"] = start_after
     while True:
         page = ctx.request("list_objects_v2", what=f"list {s3_url(bucket, prefix)}", **request)
         yield page
@@ -26,9 +33,10 @@ def pages(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]) 
         request["ContinuationToken"] = token
 
 
-def entries(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[Union[Key, Prefix]]:
+def entries(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str],
+            start_after: Optional[str] = None) -> Iterator[Union[Key, Prefix]]:
     """Key records and, with a delimiter, Prefix records, merged in S3's order (UTF-8 bytes)."""
-    for page in pages(ctx, bucket, prefix, delimiter):
+    for page in pages(ctx, bucket, prefix, delimiter, start_after):
         keys = [from_listing(bucket, entry) for entry in page.get("Contents", ())]
         found = [Prefix(bucket, entry["Prefix"]) for entry in page.get("CommonPrefixes", ())]
         if not found:
@@ -38,13 +46,15 @@ def entries(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]
         yield from merged
 
 
-def names(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[str]:
-    for entry in entries(ctx, bucket, prefix, delimiter):
+def names(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str],
+          start_after: Optional[str] = None) -> Iterator[str]:
+    for entry in entries(ctx, bucket, prefix, delimiter, start_after):
         yield entry.key if isinstance(entry, Key) else entry.prefix
 
 
-def objects(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str]) -> Iterator[Key]:
-    for entry in entries(ctx, bucket, prefix, delimiter):
+def objects(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str],
+            start_after: Optional[str] = None) -> Iterator[Key]:
+    for entry in entries(ctx, bucket, prefix, delimiter, start_after):
         if isinstance(entry, Key):
             yield entry
 

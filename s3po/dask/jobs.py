@@ -1,0 +1,264 @@
+"""Jobs over every key under a prefix, run as Dask tasks, one shard per task.
+
+The driver (the process that calls a job) plans shards lazily and keeps only a
+window of tasks in flight, so its memory does not grow with the number of keys. Each
+task lists (or reads) its own shard and runs s3po's calls on native threads
+(s3po.jobs.work.run_shard). Results come back per shard: counts and failed keys, which
+go into the ledger and the report as they arrive.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ..arguments import check_bucket, check_positive_int, check_prefix
+from ..jobs.actions import Audit, Copy, Delete, Download, MapKeys
+from ..jobs.ledger import Ledger
+from ..jobs.planners import Planner, by_sampling
+from ..jobs.report import JobReport, ReportWriter, ShardResult
+from ..jobs.shards import ShardLike
+from ..jobs.work import Action, refuse_patched, run_shard, shared_connection
+from ..records import Key
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+
+__all__ = ["JobProgress", "audit_prefix", "copy_prefix", "delete_prefix", "download_prefix", "map_keys"]
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """How a job stands, as told to ``progress=`` each time a shard finishes.
+
+    The totals are those known so far: shards are planned as the job goes
+    (``planning_done`` says when all are), and a shard's objects and bytes are known
+    once it has finished.
+    """
+
+    shards_done: int
+    shards_planned: int
+    planning_done: bool
+    objects_done: int
+    bytes_done: int
+    failed: int
+    elapsed_s: float
+
+
+def map_keys(client: Any, conn: "Connection", bucket: str, prefix: str, fn: Callable[["Connection", Key], Any], *,
+             planner: Optional[Planner] = None, jobs_per_worker: int = 16, max_in_flight: Optional[int] = None,
+             retries: int = 2, ledger: Optional[str] = None, report: Optional[str] = None,
+             report_format: Optional[str] = None, progress: Optional[Callable[[JobProgress], Any]] = None,
+             tasks_in_flight: Optional[int] = None) -> JobReport:
+    """Run ``fn(conn, key)`` for every key under ``prefix``, on the cluster of ``client``.
+
+    ``key`` is a Key record (bucket, key, size, etag, last_modified...); ``conn`` a
+    copy of ``conn`` in the worker (see Connection.__reduce__ for what travels). ``fn``
+    returns anything (``s3po.jobs.SKIPPED`` counts the key as skipped); an exception is
+    that key's failure, reported, never retried by the job (s3po's calls inside ``fn``
+    retry on their own). Options, for every job:
+
+    - ``planner``: how the prefix is cut into shards (``s3po.jobs.planners``;
+      default ``by_sampling()``, shards of about 10,000 keys).
+    - ``jobs_per_worker`` (16): keys processed at once in each task, so calls in flight.
+    - ``max_in_flight``: a cap on the calls in flight across the whole cluster, held
+      by a ``distributed.Semaphore`` (each of a task's threads holds a lease).
+    - ``retries`` (2): Dask's retries of a task that failed (its listing failed after
+      s3po's retries). A task lost with its worker is rerun by Dask anyway.
+    - ``ledger``: a folder or ``s3://bucket/prefix`` recording finished shards; a rerun
+      of the same job skips them and its report still covers them.
+    - ``report``: where to write the report (``.csv``, else JSON lines; or
+      ``report_format="csv"``/``"jsonl"``).
+    - ``progress``: called with a JobProgress in this process as each shard finishes.
+    - ``tasks_in_flight``: tasks submitted at once (default: twice the cluster's threads).
+
+    Returns the JobReport: totals, and the failed keys (bucket, key, version, error
+    code, message). A task that failed even after its retries is one row naming its
+    shard, and is left out of the ledger so that a rerun does it again.
+    """
+    return _run(client, conn, bucket, prefix, MapKeys(fn), None, planner=planner, jobs_per_worker=jobs_per_worker,
+                max_in_flight=max_in_flight, retries=retries, ledger=ledger, report=report,
+                report_format=report_format, progress=progress, tasks_in_flight=tasks_in_flight)
+
+
+def copy_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, dst_bucket: str,
+                dst_prefix: Optional[str] = None, *, skip_identical: bool = True, **options: Any) -> JobReport:
+    """Copy every object under ``prefix`` to ``dst_bucket`` (server-side), under ``dst_prefix``.
+
+    ``dst_prefix`` (default: ``prefix``) replaces ``prefix`` in each key. Objects already
+    at the destination with the same size and ETag are skipped (``skip_identical``).
+    Other options as for ``map_keys``.
+    """
+    check_bucket(dst_bucket)
+    dst_prefix = prefix if dst_prefix is None else check_prefix(dst_prefix, "dst_prefix")
+    if dst_bucket == bucket and dst_prefix == prefix:
+        raise ValueError("copy_prefix would copy every object onto itself: give another dst_bucket or dst_prefix")
+    action = Copy(prefix, dst_bucket, dst_prefix, skip_identical)
+    return _run(client, conn, bucket, prefix, action, f"s3://{dst_bucket}/{dst_prefix}", **options)
+
+
+def download_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, target: str, *,
+                    decompress: bool = True, **options: Any) -> JobReport:
+    """Download every object under ``prefix`` into files under the folder ``target``.
+
+    Each file lands atomically, at its key's name after ``prefix``. ``target`` is a
+    folder every worker can write (a shared filesystem), or a per-worker one: it may
+    hold ``{host}`` and ``{pid}``, filled in on each worker. Keys that cannot be a file
+    under ``target`` (``..``, empty segments...) fail with code UnsafeKey. Other options
+    as for ``map_keys``.
+    """
+    if not isinstance(target, str) or not target:
+        raise TypeError(f"target must be a folder's path (str), not {target!r}")
+    return _run(client, conn, bucket, prefix, Download(prefix, target, decompress), target, **options)
+
+
+def delete_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, *, whole_bucket: bool = False,
+                  **options: Any) -> JobReport:
+    """Delete every object under ``prefix`` (1,000 a request); keys S3 refused are reported.
+
+    An empty prefix (every object in the bucket) needs ``whole_bucket=True``. Other
+    options as for ``map_keys``.
+    """
+    if not prefix and not whole_bucket:
+        raise ValueError(f"delete_prefix({bucket!r}, '') would delete every object in bucket {bucket!r}; "
+                         "pass whole_bucket=True to do that")
+    return _run(client, conn, bucket, prefix, Delete(), None, **options)
+
+
+def audit_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, **options: Any) -> JobReport:
+    """Read every object under ``prefix`` to its end and verify it; report those that fail.
+
+    Checks are s3po's own (MD5 ETags, multipart ETags part by part, sizes); an object
+    that changed since it was listed is reported with code ObjectChanged. Other
+    options as for ``map_keys``.
+    """
+    return _run(client, conn, bucket, prefix, Audit(), None, **options)
+
+
+# -- the driver ---------------------------------------------------------------------------
+
+
+def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Action, target: Optional[str], *,
+         planner: Optional[Planner] = None, jobs_per_worker: int = 16, max_in_flight: Optional[int] = None,
+         retries: int = 2, ledger: Optional[str] = None, report: Optional[str] = None,
+         report_format: Optional[str] = None, progress: Optional[Callable[[JobProgress], Any]] = None,
+         tasks_in_flight: Optional[int] = None) -> JobReport:
+    refuse_patched("s3po.dask")
+    distributed: Any = importlib.import_module("distributed")
+
+    check_bucket(bucket)
+    check_prefix(prefix)
+    check_positive_int("jobs_per_worker", jobs_per_worker)
+    if max_in_flight is not None:
+        check_positive_int("max_in_flight", max_in_flight)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an integer >= 0, not {retries!r}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable, not {type(progress).__name__}")
+    try:
+        pickle.dumps(conn)
+    except TypeError as exc:
+        raise TypeError(f"the Connection must travel to the workers: {exc}") from None
+    planner = planner if planner is not None else by_sampling()
+    started = time.monotonic()
+    run_id = uuid.uuid4().hex[:12]
+    book = Ledger(ledger, conn) if ledger is not None else None
+    finished = book.begin({"operation": action.name, "bucket": bucket, "prefix": prefix, "target": target,
+                           "planner": repr(planner)}) if book is not None else {}
+    writer = ReportWriter(report, JobReport(action.name, bucket, prefix), report_format)
+    lease_name = f"s3po-{action.name}-{run_id}" if max_in_flight is not None else None
+    window = tasks_in_flight or max(2, 2 * sum(client.nthreads().values()))
+    shards = iter(planner(conn, bucket, prefix))
+    running: dict[Any, ShardLike] = {}
+    completed = distributed.as_completed()
+    state = {"planned": 0, "planning_done": False}
+
+    def tell() -> None:
+        if progress is not None:
+            done = writer.report
+            progress(JobProgress(done.shards, state["planned"], bool(state["planning_done"]), done.objects,
+                                 done.bytes, done.failed + done.shards_failed, time.monotonic() - started))
+
+    def submit_more() -> None:
+        while len(running) < window and not state["planning_done"]:
+            shard = next(shards, None)
+            if shard is None:
+                state["planning_done"] = True
+                return
+            state["planned"] += 1
+            earlier = finished.pop(shard.id, None)
+            if earlier is not None:
+                writer.add(earlier, from_ledger=True)
+                tell()
+                continue
+            future = client.submit(_task, conn, shard, action, jobs_per_worker, lease_name, max_in_flight,
+                                   key=f"s3po-{action.name}-{shard.id}-{run_id}", retries=retries, pure=False)
+            running[future] = shard
+            completed.add(future)
+
+    try:
+        submit_more()
+        for future in completed:
+            shard = running.pop(future)
+            try:
+                result: ShardResult = future.result()
+            except Exception as exc:  # failed after its retries, or its workers kept dying
+                writer.add_failed_shard(bucket, shard.describe(), exc)
+            else:
+                if book is not None:
+                    book.record(result)
+                writer.add(result)
+            future.release()
+            tell()
+            submit_more()
+    except BaseException:
+        client.cancel(list(running))  # stopped (Ctrl-C, a progress callback raised): no task outlives us
+        raise
+    finally:
+        if lease_name is not None:
+            _close_semaphore(client, lease_name)
+    writer.report.seconds = round(time.monotonic() - started, 3)
+    return writer.close()
+
+
+def _close_semaphore(client: Any, name: str) -> None:
+    with warnings.catch_warnings():
+        # Leases of tasks lost with their worker expire by themselves; closing early says so.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            client.sync(client.scheduler.semaphore_close, name=name)
+        except Exception:  # the scheduler went away: nothing left to clean
+            pass
+
+
+# -- on the workers ---------------------------------------------------------------------------
+
+_semaphores: dict[str, Any] = {}
+_semaphores_lock = threading.Lock()
+
+
+def _semaphore(name: str, leases: int) -> Any:
+    """This worker's handle on the job's cluster-wide semaphore, made in a task thread.
+
+    Made here, not shipped: a Semaphore must be made where it finds its worker, or it
+    never refreshes its leases and the scheduler takes them back while they are held.
+    One per job and process, shared by its tasks.
+    """
+    distributed: Any = importlib.import_module("distributed")
+    with _semaphores_lock:
+        found = _semaphores.get(name)
+        if found is None:
+            found = _semaphores[name] = distributed.Semaphore(max_leases=leases, name=name)
+        return found
+
+
+def _task(conn: "Connection", shard: ShardLike, action: Action, jobs: int, lease_name: Optional[str],
+          leases: Optional[int]) -> ShardResult:
+    limiter = _semaphore(lease_name, leases) if lease_name is not None and leases is not None else None
+    return run_shard(shared_connection(conn), shard, action, jobs=jobs, limiter=limiter)
