@@ -31,9 +31,13 @@ setup(
     },
     extras_require={
         "mock": ["moto>=5.0"],
+        # CRC64NVME and CRC32C at memory speed (AWS's C runtime, at the version botocore
+        # pins for itself); without it s3po computes CRC32 with zlib.
+        "crt": ["botocore[crt]"],
         # s3po.dask: jobs over a whole bucket on a Dask cluster.
         "dask": ["dask>=2024.1", "distributed>=2024.1"],
         "test": [
+            "botocore[crt]",
             "dask>=2024.1",
             "distributed>=2024.1",
             "moto[server]>=5.0",

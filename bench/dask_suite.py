@@ -13,7 +13,6 @@ per second, CPU of the driving process and of the workers, peak RSS of each.
 """
 
 import concurrent.futures
-import os
 import statistics
 import time
 from pathlib import Path

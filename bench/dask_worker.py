@@ -13,7 +13,6 @@ one result).
 import argparse
 import resource
 import sys
-import time
 
 from worker import Phases, _emit, botocore_config, peak_rss_mib
 

@@ -21,6 +21,15 @@ moves about 1 GB/s on one core of a small machine.
 ``Expect: 100-continue`` is answered here at once and stripped before forwarding: the
 client should not pay a second round trip for it, and neither should the measurement.
 
+With ``--checksums`` the proxy also behaves as S3 does with checksums, for a server that
+does nothing with them (rclone serve s3): it computes the CRC of every upload body as it
+streams through and compares it with the ``x-amz-checksum-*`` the request claims, echoes
+it, keeps each object's full-object checksum (combined from the parts for a multipart
+upload) and returns it on a whole GET or HEAD with ``x-amz-checksum-mode: ENABLED``
+(see s3po.testing.checksumstore). A mismatch is counted (``stats ... mismatches=N``), not
+refused: the body has already gone on to the server. Its CPU is the proxy's, measured
+apart from the clients'.
+
 Built on asyncio protocols rather than streams or a thread per connection, to keep the
 cost per request low (most of what remains is the kernel's loopback TCP); it runs on
 uvloop when that is installed, which saves about a third.
@@ -151,6 +160,27 @@ class Stats:
 
     requests = 0
     continues = 0
+    mismatches = 0  # uploads whose checksum did not match their body (with --checksums)
+
+
+CHECKSUMS = None  # a ChecksumStore, with --checksums
+
+
+def _request_target(head):
+    (method, target, *_), _ = _parse_head(head)
+    path, _, query = target.decode("latin-1").partition("?")
+    return method.decode("ascii"), path, query
+
+
+def _header_pairs(head):
+    return [(name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in (line.split(b":", 1) for line in head[:-4].split(b"\r\n")[1:] if b":" in line)]
+
+
+def _with_headers(head, headers):
+    start = head.split(b"\r\n", 1)[0]
+    lines = [start] + [f"{name}: {value}".encode("latin-1") for name, value in headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 class Downstream(asyncio.Protocol):
@@ -179,6 +209,8 @@ class Downstream(asyncio.Protocol):
         # when both have cleared, so a slow client bounds what this process holds.
         self._upstream_paused = set()
         self._upstream_full = False      # the server's socket buffer is full: client paused
+        self._arrivals = deque()         # with --checksums: each request's Arrival, in order
+        self._arriving = None            # the Arrival whose body is streaming in
 
     # -- client side -------------------------------------------------------------------------
 
@@ -229,8 +261,13 @@ class Downstream(asyncio.Protocol):
         for kind, payload in events:
             if kind == "end":
                 self._arrived.append(time.monotonic())
+                if self._arriving is not None and self._arriving.verdict() is not None:
+                    Stats.mismatches += 1
+                self._arriving = None
                 self._flush_upstream()
                 continue
+            if kind == "body" and self._arriving is not None:
+                self._arriving.update(payload)
             if kind == "head" and self._expects_continue:
                 self.transport.write(CONTINUE)
                 Stats.continues += 1
@@ -247,7 +284,14 @@ class Downstream(asyncio.Protocol):
         self._methods.append(method)
         self._expects_continue = headers.get(b"expect", b"").lower() == b"100-continue"
         Stats.requests += 1
-        return _body_mode(headers, "none")
+        mode = _body_mode(headers, "none")
+        if CHECKSUMS is not None:
+            arrival = CHECKSUMS.begin(*_request_target(head), _header_pairs(head))
+            self._arrivals.append(arrival)
+            # Only a body sent with a Content-Length is hashed (a chunked one carries its
+            # framing in the same events).
+            self._arriving = arrival if mode[0] == "length" else None
+        return mode
 
     def connection_lost(self, exc):
         if self._upstream is not None:
@@ -303,6 +347,9 @@ class Downstream(asyncio.Protocol):
                 code = int(payload.split(b" ", 2)[1])
                 if code == 100:
                     continue             # we already said Continue to the client ourselves
+                if code >= 200 and self._arrivals:
+                    arrival = self._arrivals.popleft()
+                    payload = _with_headers(payload, arrival.answer_headers(code, _header_pairs(payload)))
                 if code >= 200:
                     # An early answer to a request still arriving (an error, say) waits a
                     # full latency from now.
@@ -373,7 +420,8 @@ def _address(text):
 
 
 def _print_stats():
-    print(f"stats requests={Stats.requests} continues={Stats.continues}", flush=True)
+    print(f"stats requests={Stats.requests} continues={Stats.continues} mismatches={Stats.mismatches}",
+          flush=True)
 
 
 async def serve(listen, upstream, latency_s):
@@ -396,7 +444,14 @@ def main(argv=None):
                         help="HOST:PORT to listen on (default 127.0.0.1:0, any free port)")
     parser.add_argument("--upstream", type=_address, required=True, help="HOST:PORT of the server")
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--checksums", action="store_true",
+                        help="verify, keep and return checksums as S3 does (see above)")
     args = parser.parse_args(argv)
+    if args.checksums:
+        global CHECKSUMS
+        from s3po.testing.checksumstore import ChecksumStore
+
+        CHECKSUMS = ChecksumStore()
     try:
         import uvloop
     except ImportError:

@@ -53,16 +53,19 @@ def interpreters(variants):
     return found, unavailable
 
 
-def start_proxy(server, latency_ms):
-    """bench/delayproxy.py in front of ``server``, on uvloop when it can be installed."""
+def start_proxy(server, latency_ms, checksums=False):
+    """bench/delayproxy.py in front of ``server``, on uvloop when it can be installed.
+
+    ``checksums``: the proxy verifies, keeps and returns checksums as S3 does.
+    """
     try:
         python = peers.proxy_python()
     except peers.Unavailable as err:
         python = Path(sys.executable)
         log(f"proxy runs on plain asyncio: {err}")
-    proxy = servers.Proxy(server.port, latency_ms, python)
+    proxy = servers.Proxy(server.port, latency_ms, python, checksums)
     log(f"server {server.version} at {server.url}, proxy at {proxy.url} "
-        f"(+{latency_ms:g} ms per response)")
+        f"(+{latency_ms:g} ms per response{', checksums as S3' if checksums else ''})")
     return proxy
 
 

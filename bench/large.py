@@ -9,6 +9,13 @@ compared with the source byte for byte, and deleted, once its worker has exited.
 The targets, per phase: s3po's throughput at least the best of s3transfer-same's and
 aioboto3's; s3po's CPU per GiB at most the lower of theirs; and s3po's peak RSS above its
 baseline within 64 MiB + workers x part size.
+
+The store behaves as S3 does with checksums (--large-store s3, the default): the proxy
+verifies the x-amz-checksum-* of uploads, keeps each object's full-object CRC and
+returns it on a whole GET (rclone itself does none of it; see delayproxy.py). With
+--large-store plain the server is as it is, and s3po falls back to MD5s. The "check"
+column says what checked each s3po transfer, as s3po logs it; the peers, as configured
+here (checksums only when required), check nothing but lengths.
 """
 
 import os
@@ -124,6 +131,7 @@ def summarise(runs, args):
                 [run["peak_rss_mib"] - run["baseline_rss_mib"] for run in done
                  if run["baseline_rss_mib"] is not None]),
             "versions": done[-1]["versions"],
+            "checks": done[-1].get("checks") or {},
         }
         for phase in PHASES:
             numbers = [run["phases"][phase] for run in done]
@@ -225,7 +233,7 @@ def _mib(spread_):
 
 
 def table(summary, unavailable, args):
-    header = ["phase", "variant", "wall s, median [min-max]", "MiB/s", "÷ s3po's",
+    header = ["phase", "variant", "check", "wall s, median [min-max]", "MiB/s", "÷ s3po's",
               "CPU s (user+sys)", "CPU s/GiB", "÷ s3po's", "requests", "peak RSS MiB",
               "above baseline MiB", "server CPU s (%)", "proxy CPU s (%)"]
     rows = []
@@ -234,11 +242,12 @@ def table(summary, unavailable, args):
             entry = summary.get(variant)
             if entry is None:
                 reason = unavailable.get(variant, "no successful run")
-                rows.append([phase, variant, f"not available: {reason}"] + [""] * 10)
+                rows.append([phase, variant, "", f"not available: {reason}"] + [""] * 10)
                 continue
             numbers = entry[phase]
+            check = entry["checks"].get(phase, "none") if variant in S3PO_VARIANTS else "length"
             rows.append([
-                phase, variant, harness.seconds(numbers["wall_s"]),
+                phase, variant, check, harness.seconds(numbers["wall_s"]),
                 f"{numbers['mib_per_s']['median']:.0f}",
                 harness.ratio(numbers["throughput_vs_s3po"]),
                 _user_and_system(numbers),
@@ -247,12 +256,18 @@ def table(summary, unavailable, args):
                 _mib(numbers["peak_rss_mib"]), _mib(numbers["peak_above_baseline_mib"]),
                 harness.cpu_share(numbers["server_cpu_s"], numbers["server_load"]),
                 harness.cpu_share(numbers["proxy_cpu_s"], numbers["proxy_load"])])
-    return harness.markdown_table(header, rows, first_numeric=2)
+    return harness.markdown_table(header, rows, first_numeric=3)
 
 
-def report(summary, unavailable, runs, args, server, proxy, latency_ms, notes, durations):
+def report(summary, unavailable, runs, args, server, proxy, latency_ms, notes, durations, mismatches):
     size = args.large_size_mib * MiB
     lines = [table(summary, unavailable, args), ""]
+    if args.large_store == "s3":
+        lines.append(f"store: {server.kind} behind a proxy that verifies, keeps and returns checksums as "
+                     f"S3 does (emulated in the proxy, its CPU in the proxy column); checksum "
+                     f"mismatches it saw: {mismatches}")
+    else:
+        lines.append(f"store: {server.kind} as it is (it keeps no checksums: s3po checks MD5s)")
     lines.append(
         f"one file of {args.large_size_mib} MiB of random bytes, up then down, "
         f"{args.large_repeat} interleaved repeats, +{latency_ms:g} ms per response; "
@@ -306,7 +321,7 @@ def run(args, server, notes):
         made = time.perf_counter()
         source = make_source(scratch, size)
         durations["source_s"] = time.perf_counter() - made
-        proxy = harness.start_proxy(server, latency_ms)
+        proxy = harness.start_proxy(server, latency_ms, checksums=args.large_store == "s3")
         client = harness.admin_client(server)
         variants = [variant for variant in args.large_variants if variant in interpreters]
         for repeat in range(args.large_repeat):
@@ -331,8 +346,9 @@ def run(args, server, notes):
                 _log_run(variant, repeat, result, args, unavailable)
         summary = summarise(runs, args)
         durations["total_s"] = time.perf_counter() - started
+        mismatches = proxy.stats().get("mismatches", 0)
         text, versions = report(summary, unavailable, runs, args, server, proxy, latency_ms,
-                                notes, durations)
+                                notes, durations, mismatches)
     finally:
         if proxy is not None:
             proxy.stop()
@@ -342,7 +358,8 @@ def run(args, server, notes):
     document = {
         "config": {"size_mib": args.large_size_mib, "latency_ms": latency_ms,
                    "repeat": args.large_repeat, "variants": args.large_variants,
-                   "server": args.server, "workers": WORKERS, "part_size": PART_SIZE,
+                   "server": args.server, "store": args.large_store, "workers": WORKERS,
+                   "part_size": PART_SIZE,
                    "multipart_threshold": THRESHOLD,
                    "rss_budget_mib": RSS_ALLOWANCE_MIB + WORKERS * expected_part_size(size) / MiB},
         "machine": harness.machine(),

@@ -77,11 +77,32 @@ def run_s3po(args, phases, patch=False):
         endpoint_url=args.endpoint, region_name=REGION,
         aws_access_key_id=args.access_key, aws_secret_access_key=args.secret_key,
         workers=args.workers, part_size=None, multipart_threshold=args.threshold)
-    # s3po asks for checksums only when required, and pools 64 connections, by default.
+    # botocore computes no checksums of its own for s3po (only when required); s3po sends
+    # and checks its own (checksum="auto"), and pools 64 connections, by default.
     conn.client  # built before the clock starts, as every peer's client is
+    _record_checks()
     phases.run("upload", lambda: conn.upload_file(args.bucket, args.key, args.file))
     phases.run("download", lambda: conn.download_file(args.bucket, args.key, args.download_to))
     return {"s3po": getattr(s3po, "__version__", "unknown"), **worker.boto3_versions()}
+
+
+CHECKS = {}  # phase -> what checked the bytes, as s3po logs it ("CRC64NVME", "MD5", ...)
+
+
+def _record_checks():
+    """Keep what s3po says (at DEBUG) checked each transfer; nothing else of its log."""
+    import logging
+
+    class Checks(logging.Handler):
+        def emit(self, record):
+            message = record.getMessage()
+            if "checked by " in message:
+                CHECKS[message.split(" ", 1)[0]] = message.rpartition("checked by ")[2]
+
+    for name in ("s3po.uploads", "s3po.downloads"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(Checks())
 
 
 def run_s3transfer(args, phases, same=True):
@@ -215,7 +236,7 @@ def main(argv=None):
     ru_maxrss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peaks = [record["peak_rss_mib"] for record in phases.results.values()
              if record["peak_rss_mib"] is not None]
-    worker._emit(event="result", variant=args.variant, phases=phases.results, versions=versions,
+    worker._emit(event="result", variant=args.variant, phases=phases.results, versions=versions, checks=CHECKS,
                  baseline_rss_mib=phases.baseline_rss_mib, ru_maxrss_mib=ru_maxrss_mib,
                  peak_rss_mib=max(peaks) if peaks else ru_maxrss_mib,
                  total_wall_s=time.perf_counter() - started)

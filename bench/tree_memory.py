@@ -18,7 +18,6 @@ RSS once imports are done and the Connection is made:
 """
 
 import json
-import os
 import subprocess
 import sys
 import tempfile

@@ -9,6 +9,7 @@ after the fetch, unless the caller asked for the stored bytes.
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import tempfile
 from typing import Any, BinaryIO, Optional
@@ -16,6 +17,7 @@ from typing import Any, BinaryIO, Optional
 from .atomicfile import AtomicFile
 from .compression import CHUNK, codec_of, decode_into
 from .context import CallContext
+from .errors import s3_url
 from .progress import Progress
 from .ranged import Fetched, fetch
 from .sinks import FileSink, MemorySink, Sink, SpoolSink, naming
@@ -23,9 +25,13 @@ from .units import IN_MEMORY_MAX
 
 __all__ = ["to_file", "to_fileobj", "to_memory"]
 
+logger = logging.getLogger(__name__)
+
 
 def _fetch(ctx: CallContext, bucket: str, key: str, sink: Sink, progress: Progress) -> Fetched:
-    return fetch(ctx, bucket, key, sink, ctx.chunk, progress)
+    fetched = fetch(ctx, bucket, key, sink, ctx.chunk, progress)
+    logger.debug("download %s: %d bytes, checked by %s", s3_url(bucket, key), fetched.size, fetched.check)
+    return fetched
 
 
 def _codec(fetched: Fetched, decompress: bool) -> Optional[str]:

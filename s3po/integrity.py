@@ -1,9 +1,12 @@
 """End-to-end checks that the bytes stored or received are the bytes meant.
 
-S3's ETag is the MD5 of the object for single-part uploads without SSE-KMS, DSSE-KMS
-or SSE-C; for a multipart upload it is the MD5 of the parts' MD5s followed by
-``-<parts>``, which can be recomputed once the part size is known. Elsewhere it is
-opaque and no content check is possible from it: then only sizes are checked.
+The strongest check is the object's full-object CRC, where the store keeps one and
+returns it (see storechecks.py): a CRC of the bytes received, combined from the ranges
+in any order, compared with it. Otherwise the ETag: S3's is the MD5 of the object for
+single-part uploads without SSE-KMS, DSSE-KMS or SSE-C; for a multipart upload it is
+the MD5 of the parts' MD5s followed by ``-<parts>``, which can be recomputed once the
+part size is known. Elsewhere it is opaque and no content check is possible from it:
+then only sizes are checked.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from .checksums import Crc
 from .errors import ChecksumMismatch, s3_url
 from .parts import multipart_etag, multipart_part_count
 from .records import strip_etag
+from .storechecks import StoredChecksum
 
 if TYPE_CHECKING:
     from .context import CallContext
@@ -25,6 +29,7 @@ __all__ = [
     "BodyCheck",
     "Layout",
     "check_echo",
+    "verify_checksum",
     "etag_is_md5",
     "layout_from_etag",
     "multipart_etag_checkable",
@@ -72,9 +77,10 @@ def verify_upload_etag(md5_hex: str, etag: Optional[str], response: Mapping[str,
 class Layout:
     """What an object's bytes can be checked against.
 
-    ``kind`` is "md5" (the ETag is the MD5 of the bytes, or of that MD5 for a single
-    part), "parts" (a multipart ETag, checked part by part: ``part_size`` is needed),
-    or "size" (nothing but the size; ``reason`` says why).
+    ``kind`` is "crc" (the store's full-object checksum, ``checksum``), "md5" (the ETag
+    is the MD5 of the bytes, or of that MD5 for a single part), "parts" (a multipart
+    ETag, checked part by part: ``part_size`` is needed), or "size" (nothing but the
+    size; ``reason`` says why).
     """
 
     kind: str
@@ -83,6 +89,14 @@ class Layout:
     part_size: Optional[int] = None
     reason: Optional[str] = None
     topic: Optional[str] = None  # the kind of reason, said once per Connection
+    checksum: Optional[StoredChecksum] = None
+
+    @property
+    def check(self) -> str:
+        """What protects the bytes, in a few words: "CRC64NVME", "MD5", "part MD5s", "size"."""
+        if self.checksum is not None:
+            return self.checksum.algorithm.declared
+        return {"md5": "MD5", "parts": "part MD5s"}.get(self.kind, "size")
 
     def with_part_size(self, part_size: Optional[int], reason: str, topic: str) -> "Layout":
         if part_size:
@@ -121,8 +135,9 @@ def layout_from_etag(etag: Optional[str], response: Mapping[str, Any], verify_et
 class BodyCheck:
     """Counts and hashes a whole object's body as it streams; ``verify`` compares at the end.
 
-    Per ``layout``: the MD5 of the bytes (or, for a single part, the MD5 of that MD5
-    with "-1"), or each part's MD5 combined into the multipart ETag, or the size alone.
+    Per ``layout``: the store's full-object CRC, or the MD5 of the bytes (or, for a
+    single part, the MD5 of that MD5 with "-1"), or each part's MD5 combined into the
+    multipart ETag, or the size alone.
     """
 
     def __init__(self, content_length: Optional[int], layout: Layout) -> None:
@@ -131,12 +146,25 @@ class BodyCheck:
         self.layout = layout
         self.expected_size = content_length
         self.size = 0
-        self._md5: Any = hashlib.md5() if layout.kind != "size" else None
+        self._crc = Crc(layout.checksum.algorithm) if layout.checksum is not None else None
+        self._md5: Any = hashlib.md5() if layout.kind in ("md5", "parts") else None
         self._part_digests: list[bytes] = []
         self._part_left = layout.part_size or 0
 
+    @property
+    def needs_bytes(self) -> bool:
+        """False when only the size is checked: counting is enough."""
+        return self._crc is not None or self._md5 is not None
+
+    def count(self, size: int) -> None:
+        """Count ``size`` bytes not shown to the check (only for a check that needs no bytes)."""
+        assert not self.needs_bytes
+        self.size += size
+
     def update(self, chunk: Any) -> None:
         self.size += len(chunk)
+        if self._crc is not None:
+            self._crc.update(chunk)
         if self._md5 is None:
             return
         if self.layout.kind == "md5":
@@ -160,6 +188,9 @@ class BodyCheck:
             raise ChecksumMismatch(
                 f"received {self.size} bytes where Content-Length promised {self.expected_size}"
             )
+        if self._crc is not None:
+            assert self.layout.checksum is not None
+            verify_checksum(self.layout.checksum, self._crc.value)
         if self._md5 is None:
             return
         if self.layout.kind == "md5":
@@ -171,6 +202,14 @@ class BodyCheck:
             digest = multipart_etag(self._part_digests)
         if digest != self.layout.etag:
             raise ChecksumMismatch(f"the bytes received make the ETag {digest}, not {self.layout.etag}")
+
+
+def verify_checksum(stored: StoredChecksum, value: int) -> None:
+    """Raise ChecksumMismatch when ``value``, the CRC of the bytes received, is not the stored one."""
+    received = stored.algorithm.encode(value)
+    if received != stored.value:
+        raise ChecksumMismatch(f"the bytes received have the {stored.algorithm.declared} {received}, "
+                               f"not the stored {stored.value}")
 
 
 def check_echo(ctx: "CallContext", crc: Optional[Crc], response: Mapping[str, Any], bucket: str, key: str,

@@ -36,10 +36,11 @@ class SentPart:
     etag: str
     digests: Digests
     size: int
+    confirmed: bool  # the store echoed the part's CRC
 
 
 def upload_parts(ctx: CallContext, bucket: str, key: str, params: Mapping[str, Any], body: Parts,
-                 part_size: int, progress: Progress) -> tuple[Mapping[str, Any], int]:
+                 part_size: int, progress: Progress) -> tuple[Mapping[str, Any], int, str]:
     """Store ``body`` at bucket/key in parts of ``part_size``.
 
     Each part carries the digests the store checks (its CRC, its Content-MD5, or both
@@ -48,7 +49,7 @@ def upload_parts(ctx: CallContext, bucket: str, key: str, params: Mapping[str, A
     checks at completion. Returns the completion's answer and the number of bytes
     stored. Raises ChecksumMismatch with ``stored=True`` when the completed object's
     checksum or ETag is not the one its parts make: the damaged object then exists and
-    must be removed.
+    must be removed. Also returns what checked the bytes (see ``_WholeObject.verify``).
     """
     url = s3_url(bucket, key)
     checks = ctx.checks.for_upload()
@@ -84,8 +85,8 @@ def upload_parts(ctx: CallContext, bucket: str, key: str, params: Mapping[str, A
     except BaseException:
         _abort(ctx.for_cleanup(), bucket, key, upload_id)
         raise
-    whole.verify(ctx, bucket, key, params, response)
-    return response, whole.size
+    check = whole.verify(ctx, bucket, key, params, response)
+    return response, whole.size, check
 
 
 class _WholeObject:
@@ -124,12 +125,16 @@ class _WholeObject:
         return self.etag is not None and strip_etag(head.get("ETag")) == self.etag
 
     def verify(self, ctx: CallContext, bucket: str, key: str, params: Mapping[str, Any],
-               response: Mapping[str, Any]) -> None:
-        """Compare the completed object's checksum, and its ETag, with what the parts make."""
+               response: Mapping[str, Any]) -> str:
+        """Compare the completed object's checksum, and its ETag, with what the parts make.
+
+        Returns what checked the object: its full CRC as the store confirmed it, the
+        multipart ETag, or the parts alone (each verified on arrival: "CRC32C parts").
+        """
         url = s3_url(bucket, key)
         etag = strip_etag(response.get("ETag"))
         version = response.get("VersionId")
-        confirmed = False
+        checks = []
         if self._algorithm is not None:
             echoed = response.get(self._algorithm.parameter)
             if echoed is not None and "-" not in echoed:
@@ -137,46 +142,53 @@ class _WholeObject:
                     raise ChecksumMismatch(
                         f"the server's {self._algorithm.declared} {echoed} is not {self.crc}, the checksum of "
                         "the parts sent", stored=True, version_id=version, etag=etag)
-                confirmed = True
-        if not ctx.verify_etag or self.etag is None:
-            if not confirmed:
-                ctx.connection._say_once("upload:multipart-unconfirmed", f"upload {url}: the store did not "
-                                         "confirm the object's full checksum")
-            return
-        if etag is not None and multipart_etag_checkable(etag, params, response):
-            if etag.lower() != self.etag:
-                raise ChecksumMismatch(
-                    f"the server's ETag {etag} is not {self.etag}, the ETag of the parts sent",
-                    stored=True, version_id=version, etag=etag,
-                )
-        elif not confirmed:
-            ctx.connection._say_once("upload:multipart-etag", f"upload {url}: its multipart ETag {etag!r} cannot "
-                                     "check the whole object (encrypted, or the store's own shape)")
+                checks.append(self._algorithm.declared)
+        if ctx.verify_etag and self.etag is not None:
+            if etag is not None and multipart_etag_checkable(etag, params, response):
+                if etag.lower() != self.etag:
+                    raise ChecksumMismatch(
+                        f"the server's ETag {etag} is not {self.etag}, the ETag of the parts sent",
+                        stored=True, version_id=version, etag=etag,
+                    )
+                checks.append("part MD5s")
+            elif not checks:
+                ctx.connection._say_once("upload:multipart-etag", f"upload {url}: its multipart ETag {etag!r} "
+                                         "cannot check the whole object (encrypted, or the store's own shape)")
+        if checks:
+            return " and ".join(checks)
+        if self._algorithm is not None and all(part.confirmed for part in self.parts):
+            ctx.connection._say_once("upload:multipart-unconfirmed", f"upload {url}: the store did not confirm "
+                                     "the object's full checksum; each part's was confirmed as it arrived")
+            return f"{self._algorithm.declared} of each part"
+        return "size"
 
 
 def _send_part(ctx: CallContext, bucket: str, key: str, upload_id: str, part_size: int, checks: UploadChecks,
                number: int, piece: Union[bytes, bytearray], recycle: Callable[[Any], None]) -> SentPart:
-    digests = ctx.off_hub(Digests, checks.md5, checks.crc, piece, size=len(piece))
+    # MD5 only while the store is not known to verify CRCs: the first parts' echoes may
+    # teach it while later parts are still to be hashed.
+    md5 = checks.md5 and ctx.checks.for_upload().md5
+    digests = ctx.off_hub(Digests, md5, checks.crc, piece, size=len(piece))
     sent = digests.params()
     span = ByteRange((number - 1) * part_size, (number - 1) * part_size + len(piece))
 
-    def attempt() -> str:
+    def attempt() -> tuple[str, bool]:
         response = ctx.send("upload_part", Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
                             Body=piece, **sent)
         etag = response.get("ETag")
-        check_echo(ctx, digests.crc, response, bucket, key, md5_sent=checks.md5, whole_object=False)
+        confirmed = check_echo(ctx, digests.crc, response, bucket, key, md5_sent=md5, whole_object=False)
         md5_hex = digests.md5_hex
         if ctx.verify_etag and md5_hex is not None:
             verify_upload_etag(md5_hex, strip_etag(etag), response, whole_object=False)
-        return etag  # type: ignore[no-any-return]
+        return etag, confirmed
 
     detail = f"part {number} (bytes {span.start}-{max(span.start, span.end - 1)})"
     try:
-        etag = ctx.retrying(attempt, what=f"upload {detail} of {s3_url(bucket, key)}")
+        etag, confirmed = ctx.retrying(attempt, what=f"upload {detail} of {s3_url(bucket, key)}")
     except Exception as exc:
         raise translate(exc, UploadException, "upload", bucket, key, detail=detail) from exc
     recycle(piece)  # confirmed: its buffer can take the next part
-    return SentPart(number, etag, digests, len(piece))
+    return SentPart(number, etag, digests, len(piece), confirmed)
 
 
 def _complete(ctx: CallContext, bucket: str, key: str, upload_id: str, whole: _WholeObject) -> Mapping[str, Any]:

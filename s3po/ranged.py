@@ -1,16 +1,23 @@
 """The one download engine: an object version fetched as byte ranges, verified whole.
 
-The first request asks for the first ``chunk`` bytes and so learns the size and the
-ETag without a HEAD; a small object arrives whole in it. A larger one is fetched
-range by range, concurrently, each range pinned to that ETag with If-Match (and its
-answer's ETag compared too, for stores that ignore If-Match) and written in place
-into a sink. Each range is retried on its own and resumes where it broke. When the
-object changes meanwhile, the download starts once more from the new version; a
-second change is an error.
+The first request learns the size and the ETag without a HEAD; a small object arrives
+whole in it. Where the store may keep checksums (see storechecks.py) it asks for the
+object whole, with ``x-amz-checksum-mode: ENABLED``, since S3 returns the stored
+full-object checksum only then; otherwise it asks for the first ``chunk`` bytes. A
+larger object is fetched range by range, concurrently (the first answer serves the
+first range, then is closed), each range pinned to that ETag with If-Match (and its
+answer's ETag compared too, for stores that ignore If-Match) and received straight
+into a sink (see sinks.py). Each range is retried on its own and resumes where it
+broke. When the object changes meanwhile, the download starts once more from the new
+version; a second change is an error.
 
 Content is checked wherever the store gives something to check against (see
-``learn_layout``); failing to learn what to check against is an error like any other,
-never a quiet fall back to sizes alone.
+``learn_layout``): the stored CRC, combined from the ranges' own CRCs as they finish,
+or the ETag's MD5s; failing to learn what to check against is an error like any
+other, never a quiet fall back to sizes alone. Each range is hashed as it lands,
+while the others are on the wire: never a second pass, but for an object whose only
+check is the MD5 of all its bytes in order (read back from the sink as the ranges
+line up).
 """
 
 from __future__ import annotations
@@ -21,33 +28,38 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional
 
+from .checksums import Crc
 from .context import CallContext
 from .errors import ChecksumMismatch, DownloadException, error_code, http_status, s3_url
-from .integrity import BodyCheck, Layout, layout_from_etag
+from .integrity import BodyCheck, Layout, layout_from_etag, verify_checksum
 from .parts import ByteRange, ContentRange, multipart_etag, parse_content_range, split
 from .progress import Progress
 from .records import strip_etag
 from .retry import Budget, SharedBudget, is_transient
 from .sinks import Sink
+from .storechecks import StoredChecksum, carries_checksum, stored_checksum
 from .units import MiB
 
 __all__ = [
-    "check_pinned",
-    "pinned_get",
+    "FirstAnswer",
     "Fetched",
     "FetchedRange",
     "RangePlan",
     "VersionChanged",
+    "check_pinned",
+    "copy_body",
     "fetch",
     "fetch_range",
+    "first_answer",
     "get_first",
     "learn_layout",
+    "pinned_get",
     "plan_ranges",
-    "whole_object",
 ]
 
 logger = logging.getLogger(__name__)
 
+# Bytes asked of a body per read: the call's cancellation is checked between reads.
 READ_CHUNK = 1 * MiB
 
 
@@ -57,19 +69,43 @@ class VersionChanged(Exception):
 
 @dataclass(frozen=True)
 class Fetched:
-    """What a finished fetch learned of the object."""
+    """What a finished fetch learned of the object, and what checked its bytes."""
 
     size: int
     etag: Optional[str]
     content_encoding: Optional[str]
+    check: str  # "CRC64NVME", "MD5", "part MD5s" or "size"
 
 
 @dataclass(frozen=True)
 class FetchedRange:
-    """A range fetched and written, with the MD5 of its bytes when one was wanted."""
+    """A range fetched and written, with the digest of its bytes when one was wanted."""
 
     span: ByteRange
-    digest: Optional[bytes]
+    digest: Any  # a hashlib MD5 or a Crc, or None
+
+
+@dataclass(frozen=True)
+class FirstAnswer:
+    """What the answer to a download's first GET carries."""
+
+    total: Optional[int]  # the object's size, where the answer tells it
+    whole: bool  # the whole object: read it to its end, here
+
+
+def first_answer(response: Mapping[str, Any], asked_whole: bool, chunk: int) -> FirstAnswer:
+    """Whether the first GET's answer is the whole object, or the start of one fetched in ranges.
+
+    An object asked for whole but larger than ``chunk`` is fetched in ranges all the
+    same (its answer serves the first one). A 200 to a ranged GET is a store that
+    ignores Range: that answer is read to its end.
+    """
+    answered = parse_content_range(response.get("ContentRange"))
+    if answered is None:
+        length = response.get("ContentLength")
+        return FirstAnswer(length, whole=not (asked_whole and length is not None and length > chunk))
+    whole = answered.first == 0 and answered.total is not None and answered.last + 1 >= answered.total
+    return FirstAnswer(answered.total, whole)
 
 
 def fetch(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: int, progress: Progress) -> Fetched:
@@ -103,19 +139,21 @@ def _fetch_version(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: i
                    progress: Progress) -> Fetched:
     url = s3_url(bucket, key)
     first_range = ByteRange(0, chunk)
+    asks_whole = ctx.checks.whole_first_get()
     first_budget = Budget()
     layouts: dict[str, Layout] = {}  # learned once, kept across retries of the first GET
 
     def first_get() -> Mapping[str, Any]:
-        response = get_first(ctx, bucket, key, first_range)
-        if whole_object(response):
+        response = get_first(ctx, bucket, key, first_range, whole=asks_whole)
+        if first_answer(response, asks_whole, chunk).whole:
             # The whole object came (a small one, an empty one, or a store that ignores
             # Range): read and check it here, where a broken body is retried with the request.
             try:
                 size = response.get("ContentLength") or 0
                 if "whole" not in layouts:
                     # Asked once in this attempt: the attempt itself is what retries.
-                    layouts["whole"] = learn_layout(ctx, bucket, key, response, size, retried=False)
+                    layouts["whole"] = learn_layout(ctx, bucket, key, response, size, asked_checksum=asks_whole,
+                                                    retried=False)
                 sink.allocate(size)
                 check = BodyCheck(response.get("ContentLength"), layouts["whole"])
                 copy_body(ctx, response["Body"], sink, Position(), None, check)
@@ -127,26 +165,26 @@ def _fetch_version(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: i
     first = ctx.retrying(first_get, what=f"download {url}", budget=first_budget)
     etag_header = first.get("ETag")
     etag = strip_etag(etag_header)
-    if whole_object(first):
+    answer = first_answer(first, asks_whole, chunk)
+    if answer.whole:
         size = first.get("ContentLength") or 0
         progress.total = size
         progress.advance(size)
-        return Fetched(size, etag, first.get("ContentEncoding"))
+        return Fetched(size, etag, first.get("ContentEncoding"), layouts["whole"].check)
     preopened: dict[int, Mapping[str, Any]] = {0: first}
     try:
+        total = answer.total
         content_range = parse_content_range(first.get("ContentRange"))
-        assert content_range is not None  # whole_object() says so otherwise
-        total = content_range.total
-        if content_range.first != 0 or total is None:
+        if total is None or (content_range is not None and content_range.first != 0):
             raise DownloadException(
                 f"download {url} failed: asked for {first_range.header}, the server answered "
                 f"{first.get('ContentRange')}", bucket=bucket, key=key, operation="download")
         sink.allocate(total)
         progress.total = total
-        plan = plan_ranges(ctx, bucket, key, first, total, chunk)
+        plan = plan_ranges(ctx, bucket, key, first, total, chunk, asked_checksum=asks_whole)
         budgets = {span.start: Budget() for span in plan.ranges}
         budgets[0].used = first_budget.used
-        get_range = functools.partial(fetch_range, ctx, bucket, key, etag_header, total, sink, plan.hashing)
+        get_range = functools.partial(fetch_range, ctx, bucket, key, etag_header, total, sink, plan.digest)
 
         def fetch_all() -> None:
             verifier = plan.verifier(sink)
@@ -167,14 +205,19 @@ def _fetch_version(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: i
         ctx.retrying(fetch_all, what=f"download {url}", on_retry=lambda: progress.restart(total),
                      budget=SharedBudget(list(budgets.values())),
                      retryable=lambda exc: isinstance(exc, ChecksumMismatch))
-        return Fetched(total, etag, first.get("ContentEncoding"))
+        return Fetched(total, etag, first.get("ContentEncoding"), plan.check)
     finally:
         for response in preopened.values():
             response["Body"].close()
 
 
-def get_first(ctx: CallContext, bucket: str, key: str, first_range: ByteRange) -> Mapping[str, Any]:
-    """GET ``first_range`` of the object; an empty object (416) is asked for whole."""
+def get_first(ctx: CallContext, bucket: str, key: str, first_range: ByteRange, *, whole: bool) -> Mapping[str, Any]:
+    """GET the object ``whole`` with its stored checksum, or ``first_range`` of it.
+
+    An empty object has no byte 0 to give (416): it is asked for whole.
+    """
+    if whole:
+        return ctx.send("get_object", Bucket=bucket, Key=key, ChecksumMode="ENABLED")  # type: ignore[no-any-return]
     try:
         return ctx.send("get_object", Bucket=bucket, Key=key, Range=first_range.header)  # type: ignore[no-any-return]
     except Exception as exc:
@@ -182,14 +225,6 @@ def get_first(ctx: CallContext, bucket: str, key: str, first_range: ByteRange) -
             raise
     # Only an empty object has no byte 0 to give: ask for it whole.
     return ctx.send("get_object", Bucket=bucket, Key=key)  # type: ignore[no-any-return]
-
-
-def whole_object(response: Mapping[str, Any]) -> bool:
-    """True when a response to the first GET carries the whole object."""
-    answered = parse_content_range(response.get("ContentRange"))
-    if answered is None:
-        return True  # a 200: an empty object, or a store that ignores Range
-    return answered.first == 0 and answered.total is not None and answered.last + 1 >= answered.total
 
 
 def _hash(ctx: CallContext, digest: Any, data: Any) -> None:
@@ -205,40 +240,68 @@ class Position:
 
 def copy_body(ctx: CallContext, body: Any, sink: Sink, position: Position, limit: Optional[int],
               digest: Any) -> int:
-    """Copy ``body`` into ``sink`` at ``position``; stops after ``limit`` bytes if given.
+    """Receive ``body`` into ``sink`` at ``position``; stops after ``limit`` bytes if given.
 
-    Returns the bytes copied. ``digest`` (anything with ``update``, or None) sees every
-    byte copied. The call's cancellation is checked between reads. Reads the body to
-    its end whenever it holds no more than ``limit``, so that the connection goes back
-    to the pool; otherwise the caller closes it (the rest is not wanted).
+    Returns the bytes received. Each landing (up to ``ctx.chunk`` bytes) is filled by
+    ``readinto`` a megabyte at a time, the call's cancellation checked in between,
+    then hashed by ``digest`` (anything with ``update``, or None) and committed. Bytes
+    received before a failure are committed too, and hashed: ``position`` and the
+    digest then agree on what a resume must continue from. Reads the body to its end
+    whenever it holds no more than ``limit``, so that the connection goes back to the
+    pool; otherwise the caller closes it (the rest is not wanted).
     """
     start = position.at
+    readinto = getattr(body, "readinto", None)
     while limit is None or position.at - start < limit:
-        ctx.cancellation.check()
-        want = READ_CHUNK if limit is None else min(READ_CHUNK, limit - (position.at - start))
-        data = body.read(want)
-        if not data:
-            return position.at - start
-        sink.write_at(position.at, data)
-        if digest is not None:
-            _hash(ctx, digest, data)
-        position.at += len(data)
+        want = ctx.chunk if limit is None else min(ctx.chunk, limit - (position.at - start))
+        landing = sink.landing(position.at, want)
+        filled = 0
+        try:
+            while filled < want:
+                ctx.cancellation.check()
+                piece = landing[filled:filled + READ_CHUNK]
+                count = _receive(body, readinto, piece)
+                piece.release()
+                if not count:
+                    break
+                filled += count
+        except BaseException:
+            if filled and digest is not None:
+                digest.update(landing[:filled])  # here, not off the hub: the call is unwinding
+            sink.commit(position.at, landing, filled)
+            position.at += filled
+            raise
+        if filled and digest is not None:
+            _hash(ctx, digest, landing[:filled])
+        sink.commit(position.at, landing, filled)
+        position.at += filled
+        if filled < want:
+            return position.at - start  # the body ended
     # One more read finds the end of the body, which hands the connection back to the
     # pool. If bytes remain instead, they belong to another range.
     body.read(1)
     return position.at - start
 
 
+def _receive(body: Any, readinto: Optional[Callable[[Any], int]], into: memoryview) -> int:
+    """Read from ``body`` straight into ``into``; returns the count, 0 at the end."""
+    if readinto is not None:
+        return int(readinto(into) or 0)
+    data = body.read(len(into))  # a body without readinto (a test double, say)
+    into[:len(data)] = data
+    return len(data)
+
+
 def fetch_range(ctx: CallContext, bucket: str, key: str, etag_header: Optional[str], total: int,
-                sink: Sink, hashing: bool, span: ByteRange, preopened: Optional[Mapping[str, Any]],
-                budget: Budget) -> FetchedRange:
+                sink: Sink, new_digest: Optional[Callable[[], Any]], span: ByteRange,
+                preopened: Optional[Mapping[str, Any]], budget: Budget) -> FetchedRange:
     """Fetch ``span`` (continuing ``preopened`` when given) with its own retries.
 
     A retry resumes where the last attempt stopped: the bytes before it are in the
-    sink already, and the range's MD5 has seen exactly them.
+    sink already, and the range's digest (``new_digest()``, if given) has seen exactly them.
     """
     pending = [preopened] if preopened is not None else []
-    md5 = hashlib.md5() if hashing else None
+    digest = new_digest() if new_digest is not None else None
     position = Position(span.start)
 
     def attempt() -> FetchedRange:
@@ -250,12 +313,12 @@ def fetch_range(ctx: CallContext, bucket: str, key: str, etag_header: Optional[s
                 answered = check_pinned(response, bucket, key, etag_header, position.at, total)
                 until = min(answered.last + 1, span.end)
                 wanted = until - position.at
-                copied = copy_body(ctx, response["Body"], sink, position, wanted, md5)
+                copied = copy_body(ctx, response["Body"], sink, position, wanted, digest)
                 if copied != wanted:
                     raise ChecksumMismatch(f"bytes {position.at - copied}-{until - 1} ended after {copied} bytes")
             finally:
                 response["Body"].close()
-        return FetchedRange(span, md5.digest() if md5 is not None else None)
+        return FetchedRange(span, digest)
 
     return ctx.retrying(
         attempt, what=f"download bytes {span.start}-{span.end - 1} of {s3_url(bucket, key)}", budget=budget)
@@ -280,6 +343,8 @@ def check_pinned(response: Mapping[str, Any], bucket: str, key: str, etag_header
     if strip_etag(response.get("ETag")) != strip_etag(etag_header):
         raise VersionChanged(f"asked for ETag {etag_header}, the answer has {response.get('ETag')}")
     answered = parse_content_range(response.get("ContentRange"))
+    if answered is None and start == 0 and total and response.get("ContentLength") == total:
+        answered = ContentRange(0, total - 1, total)  # a whole first GET, serving the first range
     if answered is None or answered.first != start or (total is not None and answered.total != total):
         raise DownloadException(
             f"download {s3_url(bucket, key)} failed: asked for bytes from {start}, the server answered "
@@ -290,27 +355,51 @@ def check_pinned(response: Mapping[str, Any], bucket: str, key: str, etag_header
 # -- what to check the bytes against -------------------------------------------------
 
 
-def learn_layout(ctx: CallContext, bucket: str, key: str, response: Mapping[str, Any], total: int,
-                 retried: bool = True) -> Layout:
+def learn_layout(ctx: CallContext, bucket: str, key: str, response: Mapping[str, Any], total: int, *,
+                 asked_checksum: bool, retried: bool = True) -> Layout:
     """What the object's bytes can be checked against, asking the store if need be.
 
-    A multipart ETag needs the part size: one HEAD with PartNumber=1, retried like any
-    request (``retried=False``: sent once, inside a loop that retries), raising when its
-    retries run out. A store that cannot answer it (it
-    refuses the parameter, or ignores it) offers nothing to check against; so does an
-    opaque ETag. That is logged once per Connection, at INFO, and only sizes are
-    checked.
+    The stored full-object CRC, when the first answer (``asked_checksum``: it was
+    asked for) carries one. Otherwise the ETag: a multipart ETag needs the part size:
+    one HEAD with PartNumber=1, retried like any request (``retried=False``: sent once,
+    inside a loop that retries), raising when its retries run out. Where the ETag
+    offers nothing (the store refuses or ignores PartNumber, an opaque or encrypted
+    ETag), a HEAD asks for a stored checksum before settling for less. Settling for
+    sizes alone is logged once per Connection, at INFO.
     """
-    layout = layout_from_etag(strip_etag(response.get("ETag")), response, ctx.verify_etag)
+    etag = strip_etag(response.get("ETag"))
+    if asked_checksum:
+        ctx.checks.learn_download(carries_checksum(response))
+        stored = stored_checksum(response)
+        if stored is not None:
+            return Layout("crc", etag, checksum=stored)
+    layout = layout_from_etag(etag, response, ctx.verify_etag)
     if layout.kind == "parts":
         layout = layout.with_part_size(*_first_part_size(ctx, bucket, key, layout, retried))
         if not layout.fits(total):
             layout = Layout("size", layout.etag, reason="the part size the store gave does not fit the object",
                             topic="part-size-misfit")
+    if layout.kind == "size" and not asked_checksum and ctx.checks.algorithm is not None:
+        stored = _head_checksum(ctx, bucket, key, response.get("ETag"), retried)
+        if stored is not None:
+            return Layout("crc", etag, checksum=stored)
     if layout.kind == "size" and ctx.verify_etag:
         ctx.connection._say_once(f"download:{layout.topic}", f"download {s3_url(bucket, key)}: only its size "
                                  f"can be checked: {layout.reason}")
     return layout
+
+
+def _head_checksum(ctx: CallContext, bucket: str, key: str, etag_header: Optional[str],
+                   retried: bool) -> Optional[StoredChecksum]:
+    """The object's stored full-object checksum, asked for with a HEAD pinned to its ETag."""
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
+    if etag_header:
+        params["IfMatch"] = etag_header
+    if retried:
+        head = ctx.request("head_object", what=f"download {s3_url(bucket, key)}: its stored checksum", **params)
+    else:
+        head = ctx.send("head_object", **params)
+    return stored_checksum(head)
 
 
 def _first_part_size(ctx: CallContext, bucket: str, key: str, layout: Layout,
@@ -340,24 +429,49 @@ class RangePlan:
     """The ranges to fetch an object in, and what checks them."""
 
     ranges: list[ByteRange]
-    hashing: bool  # each range hashes its own bytes (they are the object's parts)
+    digest: Optional[Callable[[], Any]]  # each range hashes its own bytes with a new one of these
     verifier: Callable[[Sink], Any]
+    check: str  # what protects the bytes, for the caller to tell (Layout.check)
 
 
 def plan_ranges(ctx: CallContext, bucket: str, key: str, first: Mapping[str, Any], total: int,
-                chunk: int) -> RangePlan:
-    """Ranges aligned to the parts of a multipart object, else of ``chunk`` bytes; and the
-    verifier that fits what the object can be checked against."""
-    layout = learn_layout(ctx, bucket, key, first, total)
+                chunk: int, *, asked_checksum: bool) -> RangePlan:
+    """Ranges of ``chunk`` bytes (aligned to the parts where part MD5s are the check), and
+    the verifier that fits what the object can be checked against."""
+    layout = learn_layout(ctx, bucket, key, first, total, asked_checksum=asked_checksum)
+    if layout.checksum is not None:
+        stored = layout.checksum
+        return RangePlan(split(total, chunk), functools.partial(Crc, stored.algorithm),
+                         lambda sink: _CombinedCrc(stored), layout.check)
     if layout.kind == "parts":
         assert layout.part_size is not None
-        return RangePlan(split(total, layout.part_size), True, lambda sink: _PartDigests(layout))
+        return RangePlan(split(total, layout.part_size), hashlib.md5, lambda sink: _PartDigests(layout),
+                         layout.check)
     check_layout = layout
 
     def in_order(sink: Sink) -> Any:
         return _InOrderDigest(ctx, sink, BodyCheck(total, check_layout))
 
-    return RangePlan(split(total, chunk), False, in_order)
+    return RangePlan(split(total, chunk), None, in_order, layout.check)
+
+
+class _CombinedCrc:
+    """Each range's CRC, combined by offset into the whole object's and compared at the end."""
+
+    def __init__(self, stored: StoredChecksum) -> None:
+        self._stored = stored
+        self._ranges: dict[int, tuple[int, int]] = {}  # start -> (crc, size)
+
+    def add(self, done: FetchedRange) -> None:
+        self._ranges[done.span.start] = (done.digest.value, done.span.size)
+
+    def verify(self) -> None:
+        combine = self._stored.algorithm.combine
+        value = 0  # the CRC of no bytes
+        for start in sorted(self._ranges):
+            crc, size = self._ranges[start]
+            value = combine(value, crc, size)
+        verify_checksum(self._stored, value)
 
 
 class _PartDigests:
@@ -369,7 +483,7 @@ class _PartDigests:
 
     def add(self, done: FetchedRange) -> None:
         assert done.digest is not None
-        self._digests[done.span.start] = done.digest
+        self._digests[done.span.start] = done.digest.digest()
 
     def verify(self) -> None:
         combined = multipart_etag(self._digests[start] for start in sorted(self._digests))
@@ -396,8 +510,11 @@ class _InOrderDigest:
         while self._next in self._waiting:
             end = self._waiting.pop(self._next)
             position = self._next
+            if not self._check.needs_bytes:
+                self._check.count(end - position)
+                position = end
             while position < end:
-                size = min(READ_CHUNK * 8, end - position)
+                size = min(self._ctx.chunk, end - position)
                 _hash(self._ctx, self._check, self._sink.read_at(position, size))
                 position += size
             self._next = end

@@ -1,8 +1,10 @@
 """Where a download's bytes land, by offset, before anyone may see them.
 
-Ranges complete in any order and are written in place; the verifier reads them back
-to hash them in order. Nothing in a sink reaches the caller before the whole object
-verified.
+A body is received straight into a *landing* (``readinto``, no intermediate bytes):
+for memory, the very place in the final buffer; for a file, a buffer of the sink's
+own, reused, written with one ``pwrite`` when it is full. Ranges complete in any
+order; a verifier that needs the bytes in order reads them back. Nothing in a sink
+reaches the caller before the whole object verified.
 """
 
 from __future__ import annotations
@@ -24,11 +26,19 @@ _CANNOT_PREALLOCATE = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 
 
 class Sink(Protocol):
-    """Where fetched ranges are written, by offset, and read back to be hashed."""
+    """Where fetched ranges are received, by offset, and read back to be hashed."""
 
     def allocate(self, size: int) -> None: ...
 
-    def write_at(self, offset: int, data: Any) -> None: ...
+    def landing(self, offset: int, size: int) -> memoryview:
+        """Writable room for the ``size`` bytes at ``offset``, to receive them into."""
+
+    def commit(self, offset: int, landing: memoryview, filled: int) -> None:
+        """The first ``filled`` bytes of ``landing`` are the bytes at ``offset``: keep them.
+
+        Called once for every landing, whatever was received into it (even nothing):
+        it is given back here.
+        """
 
     def read_at(self, offset: int, size: int) -> Any: ...
 
@@ -43,6 +53,8 @@ class FileSink:
     def __init__(self, fd: int, path: str) -> None:
         self.fd = fd
         self.path = path
+        # Landings given back, for the next range: as many as ranges were in flight at once.
+        self._free: list[bytearray] = []
 
     def allocate(self, size: int) -> None:
         # Reserving the blocks up front fails at once on a full disk, before any range
@@ -56,6 +68,22 @@ class FileSink:
             os.ftruncate(self.fd, size)
         except OSError as exc:
             raise OSError(exc.errno, f"cannot make room for {size} bytes: {exc.strerror}", self.path) from exc
+
+    def landing(self, offset: int, size: int) -> memoryview:
+        buffer = self._free.pop() if self._free else None
+        if buffer is None or len(buffer) < size:
+            buffer = bytearray(size)
+        return memoryview(buffer)[:size]
+
+    def commit(self, offset: int, landing: memoryview, filled: int) -> None:
+        try:
+            if filled:
+                self.write_at(offset, landing[:filled])
+        finally:
+            buffer = landing.obj
+            landing.release()
+            assert isinstance(buffer, bytearray)
+            self._free.append(buffer)
 
     def write_at(self, offset: int, data: Any) -> None:
         view = memoryview(data)
@@ -72,7 +100,7 @@ class FileSink:
 
 
 class MemorySink:
-    """Writes ranges in place into one preallocated buffer."""
+    """Receives ranges in place into one preallocated buffer."""
 
     def __init__(self) -> None:
         self.buffer = bytearray()
@@ -80,8 +108,18 @@ class MemorySink:
     def allocate(self, size: int) -> None:
         self.buffer = bytearray(size)
 
-    def write_at(self, offset: int, data: Any) -> None:
-        self.buffer[offset:offset + len(data)] = data
+    def landing(self, offset: int, size: int) -> memoryview:
+        if offset + size <= len(self.buffer):
+            return memoryview(self.buffer)[offset:offset + size]
+        # Past the size allocated: a body whose length was not announced. The buffer
+        # grows at commit (no range runs beside such a body, so no view pins it).
+        return memoryview(bytearray(size))
+
+    def commit(self, offset: int, landing: memoryview, filled: int) -> None:
+        in_place = landing.obj is self.buffer
+        if not in_place and filled:
+            self.buffer[offset:offset + filled] = landing[:filled]
+        landing.release()
 
     def read_at(self, offset: int, size: int) -> memoryview:
         return memoryview(self.buffer)[offset:offset + size]
@@ -109,8 +147,11 @@ class SpoolSink:
             self._inner = FileSink(self._file.fileno(), self._file.name)
         self._inner.allocate(size)
 
-    def write_at(self, offset: int, data: Any) -> None:
-        self._inner.write_at(offset, data)
+    def landing(self, offset: int, size: int) -> memoryview:
+        return self._inner.landing(offset, size)  # type: ignore[no-any-return]
+
+    def commit(self, offset: int, landing: memoryview, filled: int) -> None:
+        self._inner.commit(offset, landing, filled)
 
     def read_at(self, offset: int, size: int) -> Any:
         return self._inner.read_at(offset, size)

@@ -29,7 +29,8 @@ from typing import Any, Mapping, Optional
 
 from .checksums import ALGORITHMS, Algorithm, available, best, by_name
 
-__all__ = ["CHECKSUM_SETTINGS", "StoreChecks", "UploadChecks", "check_checksum_setting", "stored_checksum"]
+__all__ = ["CHECKSUM_SETTINGS", "StoreChecks", "StoredChecksum", "UploadChecks", "carries_checksum",
+           "check_checksum_setting", "stored_checksum"]
 
 CHECKSUM_SETTINGS = ("auto", "md5") + ALGORITHMS
 
@@ -64,6 +65,11 @@ class StoredChecksum:
 
     algorithm: Algorithm
     value: str  # base64, as on the wire
+
+
+def carries_checksum(response: Mapping[str, Any]) -> bool:
+    """True when a GET or HEAD answer carries any stored checksum (usable here or not)."""
+    return any(response.get("Checksum" + name.upper()) for name in ALGORITHMS)
 
 
 def stored_checksum(response: Mapping[str, Any]) -> Optional[StoredChecksum]:

@@ -18,17 +18,17 @@ from .compression import CHUNK, CorruptBody, Decoder, codec_of
 from .context import CallContext
 from .errors import ChecksumMismatch, DownloadException, S3POException, s3_url, translate
 from .integrity import BodyCheck
-from .parts import ByteRange, parse_content_range
+from .parts import ByteRange
 from .ranged import (
     FetchedRange,
     changed,
     check_pinned,
     fetch_range,
+    first_answer,
     get_first,
     learn_layout,
     pinned_get,
     plan_ranges,
-    whole_object,
 )
 from .records import Key, from_head
 from .retry import Budget
@@ -46,18 +46,20 @@ class ObjectStream(io.BufferedReader):
 
 def open_stream(ctx: CallContext, bucket: str, key: str, decompress: bool, chunk: int) -> ObjectStream:
     """Send the first GET (retried like any request) and wrap its body in a stream."""
-    response = ctx.retrying(lambda: get_first(ctx, bucket, key, ByteRange(0, chunk)),
+    asks_whole = ctx.checks.whole_first_get()
+    response = ctx.retrying(lambda: get_first(ctx, bucket, key, ByteRange(0, chunk), whole=asks_whole),
                             what=f"open {s3_url(bucket, key)}")
     info = dict(response)
     try:
-        answered = parse_content_range(response.get("ContentRange"))
-        if whole_object(response) or answered is None or answered.total is None:
+        answer = first_answer(response, asks_whole, chunk)
+        if answer.whole or answer.total is None:
             size = response.get("ContentLength") or 0
-            check = BodyCheck(response.get("ContentLength"), learn_layout(ctx, bucket, key, response, size))
-            raw: io.RawIOBase = _ResumingReader(ctx, bucket, key, response, check)
+            layout = learn_layout(ctx, bucket, key, response, size, asked_checksum=asks_whole)
+            raw: io.RawIOBase = _ResumingReader(ctx, bucket, key, response, BodyCheck(response.get("ContentLength"),
+                                                                                      layout))
         else:
-            info["ContentLength"] = answered.total
-            raw = _PrefetchingReader(ctx.detached(), bucket, key, response, answered.total, chunk)
+            info["ContentLength"] = answer.total
+            raw = _PrefetchingReader(ctx.detached(), bucket, key, response, answer.total, chunk, asks_whole)
     except BaseException:
         response["Body"].close()
         raise
@@ -232,13 +234,13 @@ class _PrefetchingReader(io.RawIOBase):
     """
 
     def __init__(self, ctx: CallContext, bucket: str, key: str, first: Mapping[str, Any],
-                 total: int, chunk: int) -> None:
+                 total: int, chunk: int, asked_checksum: bool) -> None:
         super().__init__()
         self._ctx = ctx
         self._bucket = bucket
         self._key = key
         runtime = ctx.runtime
-        plan = plan_ranges(ctx, bucket, key, first, total, chunk)
+        plan = plan_ranges(ctx, bucket, key, first, total, chunk, asked_checksum=asked_checksum)
         self._slots = [_Slot(span, runtime.event()) for span in plan.ranges]
         self._starts = [slot.span.start for slot in self._slots]
         # Unbounded: close() releases it once per range to wake a fetcher waiting for room.
@@ -249,7 +251,7 @@ class _PrefetchingReader(io.RawIOBase):
         self._stopped = False
         self._finished = runtime.event()
         self._failure: Optional[BaseException] = None
-        get = functools.partial(fetch_range, ctx, bucket, key, first.get("ETag"), total, self, plan.hashing)
+        get = functools.partial(fetch_range, ctx, bucket, key, first.get("ETag"), total, self, plan.digest)
         self._runner = runtime.spawn(lambda: self._fetch_all(get, first), "s3po-read-ahead")
 
     # -- fetching, in the background ---------------------------------------------------
@@ -313,11 +315,14 @@ class _PrefetchingReader(io.RawIOBase):
     def _slot_at(self, offset: int) -> _Slot:
         return self._slots[bisect.bisect_right(self._starts, offset) - 1]
 
-    def write_at(self, offset: int, data: Any) -> None:
+    def landing(self, offset: int, size: int) -> memoryview:
         slot = self._slot_at(offset)
         start = offset - slot.span.start
-        assert slot.buffer is not None
-        slot.buffer[start:start + len(data)] = data
+        assert slot.buffer is not None and start + size <= len(slot.buffer)
+        return memoryview(slot.buffer)[start:start + size]  # in place: ranges never cross slots
+
+    def commit(self, offset: int, landing: memoryview, filled: int) -> None:
+        landing.release()
 
     def read_at(self, offset: int, size: int) -> memoryview:
         slot = self._slot_at(offset)

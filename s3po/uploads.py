@@ -37,35 +37,42 @@ def upload(ctx: CallContext, bucket: str, key: str, data: Any, *, params: Mappin
             # Chosen before the first request, so a size S3 cannot take fails at once.
             part_size = choose_part_size(payload.size_hint, ctx.part_size)
             progress.total = payload.size
-            response, size = upload_parts(ctx, bucket, key, params, payload, part_size, progress)
+            response, size, check = upload_parts(ctx, bucket, key, params, payload, part_size, progress)
         else:
-            response = _put(ctx, bucket, key, params, payload, damaged)
+            response, check = _put(ctx, bucket, key, params, payload, damaged)
             size = payload.size
             progress.total = size
             progress.advance(size)
     progress.finish()
+    logger.debug("upload %s: %d bytes, checked by %s", s3_url(bucket, key), size, check)
     return from_stored(bucket, key, response, size, params)
 
 
 def _put(ctx: CallContext, bucket: str, key: str, params: Mapping[str, Any], payload: Payload,
-         damaged: "DamagedVersions") -> Mapping[str, Any]:
+         damaged: "DamagedVersions") -> tuple[Mapping[str, Any], str]:
+    """PutObject, retried; returns the answer and what checked the bytes stored."""
     digests = payload.digests
     sent = digests.params()
 
-    def attempt() -> Mapping[str, Any]:
+    def attempt() -> tuple[Mapping[str, Any], str]:
         response = ctx.send("put_object", Bucket=bucket, Key=key, Body=payload.body, **sent, **params)
         etag = strip_etag(response.get("ETag"))
+        check = "size"
         try:
             md5_hex = digests.md5_hex
-            confirmed = check_echo(ctx, digests.crc, response, bucket, key, md5_sent=md5_hex is not None)
+            if check_echo(ctx, digests.crc, response, bucket, key, md5_sent=md5_hex is not None):
+                assert digests.crc is not None
+                check = digests.crc.algorithm.declared
             if md5_hex is not None and ctx.verify_etag:
                 verify_upload_etag(md5_hex, etag, response)
-                if not confirmed and not etag_is_md5(etag, response):
+                if etag_is_md5(etag, response):
+                    check = "MD5" if check == "size" else f"{check} and MD5"
+                elif check == "size":
                     say_unverified(ctx, "upload", bucket, key, etag, response)
         except ChecksumMismatch as exc:
             damaged.note(exc)  # whatever the next attempts do, these bytes must go
             raise
-        return response  # type: ignore[no-any-return]
+        return response, check
 
     return ctx.retrying(attempt, what=f"upload {s3_url(bucket, key)}", on_retry=payload.rewind)
 

@@ -9,6 +9,7 @@ Put it between a client and the moto server, then tell it what to break::
         proxy.latency_s = 0.2                           # every response, concurrently
         proxy.ignored_request_headers = {"If-Match"}    # a store that ignores If-Match
         proxy.response_headers = {"ETag": '"..."'}      # a store with ETags of its own
+        proxy.checksums = ChecksumStore()               # a store that verifies checksums, as S3
         assert proxy.count(method="PUT") == 1
 
 Each client connection is served by its own thread and its own upstream
@@ -38,6 +39,8 @@ import uuid
 from typing import BinaryIO
 
 from urllib3 import HTTPHeaderDict
+
+from s3po.testing.checksumstore import ChecksumStore
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +182,9 @@ class FaultProxy:
         # store whose ETags are not MD5s).
         self.ignored_request_headers: set[str] = set()
         self.response_headers: dict[str, str] = {}
+        # A store that verifies, keeps and returns checksums as S3 does (None: the
+        # upstream's own ways; moto keeps almost none).
+        self.checksums: ChecksumStore | None = None
         # Over TLS: the next `garble_handshakes` client hellos are answered with bytes
         # that are not TLS, then the connection closes, as an overloaded server or a
         # middlebox may do; the client sees a TLS error (botocore's SSLError).
@@ -340,6 +346,7 @@ class FaultProxy:
         self.latency_s = self._initial_latency_s
         self.ignored_request_headers = set()
         self.response_headers = {}
+        self.checksums = None
         self.garble_handshakes = 0
         self.handshakes_garbled = 0
 
@@ -481,11 +488,28 @@ class FaultProxy:
             if ignored:
                 request.headers = [(name, value) for name, value in request.headers
                                    if name.lower() not in ignored]
-            try:
-                response = upstream.exchange(request)
-            except (OSError, ProtocolError) as err:
-                message = f"faultproxy: upstream failed: {err!r}"
-                response = _error_response(502, "BadGateway", message)
+            checksums = self.checksums
+            arrival = checksums.begin(request.method, request.path, request.query, request.headers) \
+                if checksums is not None else None
+            refusal = None
+            if arrival is not None:
+                arrival.update(request.body)
+                refusal = arrival.verdict()
+            if refusal is not None:
+                response = _error_response(refusal.status, refusal.code, refusal.message)
+            else:
+                try:
+                    response = upstream.exchange(request)
+                except (OSError, ProtocolError) as err:
+                    message = f"faultproxy: upstream failed: {err!r}"
+                    response = _error_response(502, "BadGateway", message)
+                if arrival is not None:
+                    response.headers = arrival.answer_headers(response.status, response.headers)
+                    body = arrival.answer_body(response.status, response.body)
+                    if body is not response.body:
+                        response.body = body
+                        response.headers = [(name, str(len(body)) if name.lower() == "content-length" else value)
+                                            for name, value in response.headers]
 
         self._pause(params["seconds"] if kind == "delay" else 0.0)
         for name, value in dict(self.response_headers).items():

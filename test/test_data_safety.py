@@ -13,7 +13,7 @@ import io
 import os
 
 import pytest
-from s3po_fixtures import BUCKET, MiB, make_connection
+from s3po_fixtures import BUCKET, SMALL_PARTS, MiB, make_connection
 
 import s3po
 from s3po.parts import multipart_etag
@@ -207,7 +207,9 @@ def _read_stream(conn):
     raise AssertionError("unreachable")
 
 
-def test_when_the_part_layout_cannot_be_learned_the_download_fails(wire_parts_conn, proxy, tmp_path):
+def test_when_the_part_layout_cannot_be_learned_the_download_fails(proxy, tmp_path):
+    wire_parts_conn = make_connection(proxy.url, retries=3, checksum="md5", **SMALL_PARTS)  # ETag checks only
+    wire_parts_conn.create_bucket(BUCKET)
     big = os.urandom(12 * MiB)
     wire_parts_conn.upload(BUCKET, "big", big)
     proxy.clear()

@@ -1,4 +1,9 @@
-"""Ranged downloads: concurrent ranges pinned to the ETag, verified, written in place."""
+"""Ranged downloads: concurrent ranges pinned to the ETag, verified, written in place.
+
+These run with ``checksum="md5"``: the checks are the ETag's MD5 and part MD5s, the
+ones for stores that keep no checksum (moto's PutObject, rclone). The same engine
+checked by stored CRCs is in test_checksums.py.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,15 @@ def ranges_asked(proxy):
 
 def leftovers(folder):
     return sorted(name for name in os.listdir(folder) if name.endswith(".s3po-part"))
+
+
+@pytest.fixture
+def wire_parts_conn(proxy):
+    """Through the fault proxy, 3 retries, 5 MiB parts, 4 workers; ETag checks only."""
+    connection = make_connection(proxy.url, retries=3, checksum="md5", **SMALL_PARTS)
+    connection.create_bucket(BUCKET)
+    proxy.clear()
+    return connection
 
 
 @pytest.fixture
