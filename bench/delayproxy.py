@@ -173,7 +173,7 @@ def _request_target(head):
 
 
 def _header_pairs(head):
-    return [(name.decode("latin-1"), value.decode("latin-1"))
+    return [(name.strip().decode("latin-1"), value.strip().decode("latin-1"))
             for name, value in (line.split(b":", 1) for line in head[:-4].split(b"\r\n")[1:] if b":" in line)]
 
 

@@ -106,6 +106,12 @@ class Digests:
     def crc(self) -> Optional[Crc]:
         return self._crc
 
+    def without_crc(self) -> "Digests":
+        """These digests but the CRC (the MD5 already computed is kept, not recomputed)."""
+        copy = Digests(False, None)
+        copy._md5 = self._md5
+        return copy
+
     def params(self) -> dict[str, str]:
         """The request parameters that carry these digests (ContentMD5, ChecksumCRC64NVME...)."""
         params = {}

@@ -55,8 +55,16 @@ def upload_parts(ctx: CallContext, bucket: str, key: str, params: Mapping[str, A
     checks = ctx.checks.for_upload()
     declared = ({"ChecksumAlgorithm": checks.crc.declared, "ChecksumType": "FULL_OBJECT"}
                 if checks.crc is not None else {})
-    created = ctx.request("create_multipart_upload", what=f"upload {url}: start multipart upload",
-                          Bucket=bucket, Key=key, **declared, **params)
+    try:
+        created = ctx.request("create_multipart_upload", what=f"upload {url}: start multipart upload",
+                              Bucket=bucket, Key=key, **declared, **params)
+    except Exception as exc:
+        if not declared or not checks.md5 or not ctx.checks.refuses(exc):
+            raise
+        # A store that knows nothing of checksums: parts go with Content-MD5 alone.
+        checks, declared = UploadChecks(md5=True, crc=None), {}
+        created = ctx.request("create_multipart_upload", what=f"upload {url}: start multipart upload",
+                              Bucket=bucket, Key=key, **params)
     upload_id = created["UploadId"]
     sent: dict[int, SentPart] = {}
     send_part = functools.partial(_send_part, ctx, bucket, key, upload_id, part_size, checks)

@@ -10,6 +10,9 @@ ETag check anything. So, per Connection (``checksum="auto"``, the default):
 - Any other endpoint is unknown until its first upload answers: that upload sends both
   Content-MD5 and the CRC; an echo of the CRC means the store verifies (later uploads
   send the CRC alone), no echo means it does not (later uploads send Content-MD5 alone).
+  A store that refuses the checksum headers outright (400 InvalidArgument and the
+  like, which no store known to verify would answer) has the request sent again at
+  once without them, and is taken for one that does not verify.
 - Downloads ask for the stored checksum with their first GET, sent whole (S3 returns
   no checksum for a ranged GET). An object that has one is checked by its CRC; one
   that has none is checked by its ETag, as before. A custom endpoint whose first
@@ -28,11 +31,14 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from .checksums import ALGORITHMS, Algorithm, available, best, by_name
+from .errors import error_code, http_status
 
 __all__ = ["CHECKSUM_SETTINGS", "StoreChecks", "StoredChecksum", "UploadChecks", "carries_checksum",
            "check_checksum_setting", "stored_checksum"]
 
 CHECKSUM_SETTINGS = ("auto", "md5") + ALGORITHMS
+# What stores that know nothing of x-amz-checksum-* or x-amz-checksum-algorithm answer.
+_REFUSALS = frozenset({"InvalidArgument", "InvalidRequest", "NotImplemented", "UnsupportedHeader"})
 
 
 def check_checksum_setting(setting: Any) -> str:
@@ -123,6 +129,21 @@ class StoreChecks:
                 self.returns = True
         elif not self.explicit and not self._aws:
             self.verifies = False
+
+    def refuses(self, exc: BaseException) -> bool:
+        """True when ``exc`` is a store not known to verify refusing the checksum headers.
+
+        It is then known not to verify (and not to keep checksums): the caller sends the
+        request again without them. A store known to verify, or a checksum the caller
+        chose, keeps the error as it is.
+        """
+        if self.verifies is not None or self.explicit:
+            return False
+        if http_status(exc) not in (400, 501) or error_code(exc) not in _REFUSALS:
+            return False
+        self.verifies = False
+        self.returns = False
+        return True
 
     def whole_first_get(self) -> bool:
         """Should a download's first GET ask for the object whole, for its stored checksum?"""

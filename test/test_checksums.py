@@ -369,3 +369,40 @@ def test_checksum_md5_never_sends_nor_asks_for_a_crc(proxy, verifying, checked):
     assert conn.download(BUCKET, "k") == b"abc"
     assert not any(name.lower().startswith("x-amz-checksum") for r in proxy.requests for name in r.headers)
     assert checked() == ["MD5"]
+
+
+# -- stores that refuse checksum headers ---------------------------------------------
+
+
+def test_a_store_that_refuses_checksum_headers_gets_the_upload_with_content_md5_alone(wire_conn, proxy):
+    proxy.add_fault("status", count=1, method="PUT", status=400, code="InvalidArgument",
+                    header_contains=("x-amz-checksum-crc64nvme", ""))
+    wire_conn.upload(BUCKET, "first", b"one", retries=0)  # the fallback is no retry
+    wire_conn.upload(BUCKET, "second", b"two")
+    sent = puts(proxy)
+    assert len(sent) == 3
+    assert all("Content-MD5" in r.headers for r in sent)
+    assert [any(n.lower().startswith("x-amz-checksum") for n in r.headers) for r in sent] == [True, False, False]
+    assert wire_conn.download(BUCKET, "first") == b"one"
+
+
+def test_a_store_that_refuses_a_declared_algorithm_gets_a_plain_multipart_upload(proxy):
+    conn = make_connection(proxy.url, retries=3, **SMALL_PARTS)
+    conn.create_bucket(BUCKET)
+    proxy.clear()
+    proxy.add_fault("status", count=1, method="POST", status=400, code="InvalidRequest",
+                    header_contains=("x-amz-checksum-algorithm", ""))
+    data = os.urandom(11 * MiB)
+    conn.upload(BUCKET, "big", data)
+    parts = [r for r in puts(proxy) if "partNumber" in r.query]
+    assert len(parts) == 3 and all("Content-MD5" in r.headers and "x-amz-checksum-crc64nvme" not in r.headers
+                                   for r in parts)
+    assert conn.download(BUCKET, "big") == data
+
+
+def test_a_checksum_you_chose_is_never_dropped(wire_conn, proxy):
+    conn = make_connection(proxy.url, retries=3, checksum="crc32")
+    proxy.add_fault("status", count=1, method="PUT", status=400, code="InvalidArgument")
+    with pytest.raises(s3po.UploadException, match="InvalidArgument"):
+        conn.upload(BUCKET, "k", b"abc")
+    assert len(puts(proxy)) == 1

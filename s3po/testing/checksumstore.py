@@ -72,7 +72,7 @@ class ChecksumStore:
     def begin(self, method: str, path: str, query: str, headers: Headers) -> "Arrival":
         """A request arrives: feed its body to ``update``, then ask ``verdict``."""
         return Arrival(self, method.upper(), urllib.parse.unquote(path), urllib.parse.parse_qs(
-            query, keep_blank_values=True), {name.lower(): value for name, value in headers})
+            query, keep_blank_values=True), {name.lower(): value.strip() for name, value in headers})
 
     def stored(self, path: str) -> Optional[str]:
         """The full-object checksum kept for ``path``, base64, if any."""
