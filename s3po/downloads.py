@@ -61,7 +61,7 @@ def to_memory(ctx: CallContext, bucket: str, key: str, *, decompress: bool, prog
 def to_fileobj(ctx: CallContext, bucket: str, key: str, fobj: BinaryIO, *, decompress: bool,
                progress: Progress) -> None:
     """Write the object into ``fobj`` once it verified; a failure leaves ``fobj`` untouched."""
-    with SpoolSink() as sink:
+    with SpoolSink(ctx.runtime.lock()) as sink:
         fetched = _fetch(ctx, bucket, key, sink, progress)
         codec = _codec(fetched, decompress)
         if codec is None:
@@ -85,7 +85,7 @@ def to_file(ctx: CallContext, bucket: str, key: str, path: str, *, decompress: b
             progress: Progress) -> None:
     """Download into ``path`` atomically (see AtomicFile)."""
     with AtomicFile(path) as target:
-        fetched = _fetch(ctx, bucket, key, FileSink(target.file.fileno(), path), progress)
+        fetched = _fetch(ctx, bucket, key, FileSink(target.file.fileno(), path, ctx.runtime.lock()), progress)
         codec = _codec(fetched, decompress)
         if codec is not None:
             stored = target.file

@@ -50,9 +50,12 @@ class FileSink:
     temporary file actually written.
     """
 
-    def __init__(self, fd: int, path: str) -> None:
+    def __init__(self, fd: int, path: str, lock: Any) -> None:
         self.fd = fd
         self.path = path
+        # One range written at a time: concurrent writes to one file wait in the kernel
+        # on its inode lock, spinning on the other core while they do; here they sleep.
+        self._lock = lock
         # Landings given back, for the next range: as many as ranges were in flight at once.
         self._free: list[bytearray] = []
 
@@ -78,7 +81,8 @@ class FileSink:
     def commit(self, offset: int, landing: memoryview, filled: int) -> None:
         try:
             if filled:
-                self.write_at(offset, landing[:filled])
+                with self._lock:
+                    self.write_at(offset, landing[:filled])
         finally:
             buffer = landing.obj
             landing.release()
@@ -132,9 +136,10 @@ class SpoolSink:
     verify, so a failed download leaves the caller's file exactly as it was.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lock: Any) -> None:
         self._inner: Any = MemorySink()
         self._file: Optional[Any] = None
+        self._lock = lock  # for the FileSink a large object spools through
         self.size = 0
 
     def allocate(self, size: int) -> None:
@@ -144,7 +149,7 @@ class SpoolSink:
             self._inner = MemorySink()
         else:
             self._file = tempfile.TemporaryFile(prefix="s3po-")
-            self._inner = FileSink(self._file.fileno(), self._file.name)
+            self._inner = FileSink(self._file.fileno(), self._file.name, self._lock)
         self._inner.allocate(size)
 
     def landing(self, offset: int, size: int) -> memoryview:
