@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-__all__ = ["ALGORITHMS", "Algorithm", "Crc", "Digests", "available", "best", "by_name"]
+__all__ = ["ALGORITHMS", "Algorithm", "Crc", "Digests", "available", "best", "by_name", "combine_all", "parameter"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Algorithm:
     @property
     def parameter(self) -> str:
         """botocore's parameter and answer field: ``ChecksumCRC64NVME``."""
-        return "Checksum" + self.name.upper()
+        return parameter(self.name)
 
     @property
     def declared(self) -> str:
@@ -55,6 +55,19 @@ class Algorithm:
         except (ValueError, TypeError):
             return None
         return int.from_bytes(raw, "big") if len(raw) == self.width // 8 else None
+
+
+def parameter(name: str) -> str:
+    """botocore's parameter and answer field for the algorithm ``name``: ``ChecksumCRC64NVME``."""
+    return "Checksum" + name.upper()
+
+
+def combine_all(algorithm: Algorithm, pieces: Any) -> int:
+    """The CRC of consecutive pieces, given each one's ``(crc, length)`` in order."""
+    value = 0  # the CRC of no bytes: combining onto it gives the first piece's own
+    for crc, length in pieces:
+        value = algorithm.combine(value, crc, length)
+    return value
 
 
 class Crc:
@@ -98,11 +111,6 @@ class Digests:
         return self._md5.digest() if self._md5 is not None else None
 
     @property
-    def content_md5(self) -> Optional[str]:
-        """The Content-MD5 header's value (base64 of the digest)."""
-        return base64.b64encode(self._md5.digest()).decode("ascii") if self._md5 is not None else None
-
-    @property
     def crc(self) -> Optional[Crc]:
         return self._crc
 
@@ -110,6 +118,12 @@ class Digests:
         """These digests but the CRC (the MD5 already computed is kept, not recomputed)."""
         copy = Digests(False, None)
         copy._md5 = self._md5
+        return copy
+
+    def with_md5(self, md5: Any) -> "Digests":
+        """These digests and ``md5`` (a hashlib MD5 of the same bytes, computed since)."""
+        copy = Digests(False, None)
+        copy._md5, copy._crc = md5, self._crc
         return copy
 
     def params(self) -> dict[str, str]:

@@ -308,9 +308,14 @@ class Connection(LegacyNames):
     def _checks_for(self, client: Any) -> StoreChecks:
         checks = self._store_checks.get(client)
         if checks is None:
-            # A mock's client says it is AWS; its store (moto) is not: it starts unknown.
-            endpoint = client.meta.endpoint_url if client is self._client else None
-            checks = self._store_checks.setdefault(client, StoreChecks(self.checksum, endpoint))
+            if client is self._client:
+                made = StoreChecks(self.checksum, client.meta.endpoint_url)
+            else:
+                # A mock's client says it is AWS; its store (moto) is not: it starts unknown,
+                # and its stored checksums are not trusted (without the crc32c package moto
+                # labels a CRC32 as a CRC32C).
+                made = StoreChecks(self.checksum, None, keeps_checksums=False)
+            checks = self._store_checks.setdefault(client, made)
         return checks
 
     def _run(self, operation: str, error_class: type[S3POException], bucket: str, key: Optional[str],

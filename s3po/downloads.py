@@ -19,6 +19,7 @@ from .compression import CHUNK, codec_of, decode_into
 from .context import CallContext
 from .errors import s3_url
 from .progress import Progress
+from .runtime import native
 from .ranged import Fetched, fetch
 from .sinks import FileSink, MemorySink, Sink, SpoolSink, naming
 from .units import IN_MEMORY_MAX
@@ -61,7 +62,7 @@ def to_memory(ctx: CallContext, bucket: str, key: str, *, decompress: bool, prog
 def to_fileobj(ctx: CallContext, bucket: str, key: str, fobj: BinaryIO, *, decompress: bool,
                progress: Progress) -> None:
     """Write the object into ``fobj`` once it verified; a failure leaves ``fobj`` untouched."""
-    with SpoolSink(ctx.runtime.lock()) as sink:
+    with SpoolSink(native().lock()) as sink:
         fetched = _fetch(ctx, bucket, key, sink, progress)
         codec = _codec(fetched, decompress)
         if codec is None:
@@ -85,7 +86,7 @@ def to_file(ctx: CallContext, bucket: str, key: str, path: str, *, decompress: b
             progress: Progress) -> None:
     """Download into ``path`` atomically (see AtomicFile)."""
     with AtomicFile(path) as target:
-        fetched = _fetch(ctx, bucket, key, FileSink(target.file.fileno(), path, ctx.runtime.lock()), progress)
+        fetched = _fetch(ctx, bucket, key, FileSink(target.file.fileno(), path, native().lock()), progress)
         codec = _codec(fetched, decompress)
         if codec is not None:
             stored = target.file

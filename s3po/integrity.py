@@ -14,22 +14,19 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import Any, Mapping, Optional
 
-from .checksums import Crc
-from .errors import ChecksumMismatch, s3_url
+from .checksums import Algorithm, Crc
+from .errors import ChecksumMismatch
 from .parts import multipart_etag, multipart_part_count
 from .records import strip_etag
 from .storechecks import StoredChecksum
 
-if TYPE_CHECKING:
-    from .context import CallContext
-
 __all__ = [
     "BodyCheck",
     "Layout",
-    "check_echo",
     "verify_checksum",
+    "verify_echo",
     "etag_is_md5",
     "layout_from_etag",
     "multipart_etag_checkable",
@@ -212,28 +209,20 @@ def verify_checksum(stored: StoredChecksum, value: int) -> None:
                                f"not the stored {stored.value}")
 
 
-def check_echo(ctx: "CallContext", crc: Optional[Crc], response: Mapping[str, Any], bucket: str, key: str,
-               *, md5_sent: bool, whole_object: bool = True) -> bool:
-    """Compare the CRC a store echoed with the one sent; True when it confirmed it.
+def verify_echo(algorithm: Algorithm, echoed: Optional[str], sent: str, response: Mapping[str, Any], *,
+                stored: bool, what: str) -> bool:
+    """Compare the checksum a store echoed with ``sent``, the one of ``what``.
 
-    The echo is what the store computed from the bytes it received: a different value
-    means it stored (or, for a part, kept) other bytes. No echo teaches the Connection
-    that the store does not verify checksums (see StoreChecks).
+    True when they agree; False when there is no echo to compare (none, or a composite
+    ``<base64>-<parts>``). An echo is what the store computed from the bytes it
+    received: another value means it kept other bytes, and ChecksumMismatch says so
+    (``stored``: they are an object now, which must be removed).
     """
-    if crc is None:
+    if echoed is None or "-" in echoed:
         return False
-    algorithm = crc.algorithm
-    echoed = response.get(algorithm.parameter)
-    ctx.checks.learn_upload(echoed is not None)
-    if echoed is None:
-        if ctx.checks.explicit or not md5_sent:
-            ctx.connection._say_once(f"upload:no-echo:{algorithm.name}", f"upload {s3_url(bucket, key)}: the store "
-                                     f"did not confirm its {algorithm.declared} checksum; it may not verify it")
-        return False
-    sent = algorithm.encode(crc.value)
     if echoed != sent:
         raise ChecksumMismatch(
-            f"the server's {algorithm.declared} {echoed} is not {sent}, the checksum of the bytes sent",
-            stored=whole_object, version_id=response.get("VersionId"), etag=strip_etag(response.get("ETag")),
+            f"the server's {algorithm.declared} {echoed} is not {sent}, the checksum of {what}",
+            stored=stored, version_id=response.get("VersionId"), etag=strip_etag(response.get("ETag")),
         )
     return True

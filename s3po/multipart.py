@@ -8,15 +8,17 @@ otherwise store, and bill, until a lifecycle rule removes them).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
-from .checksums import Algorithm, Digests
+from .checkedsend import Sent, send_checked
+from .checksums import Algorithm, Digests, combine_all
 from .context import CallContext
 from .errors import ChecksumMismatch, UploadException, describe, error_code, s3_url, translate
-from .integrity import check_echo, multipart_etag_checkable, verify_upload_etag
+from .integrity import multipart_etag_checkable, verify_echo
 from .parts import MAX_PARTS, ByteRange, multipart_etag
 from .payload import Parts
 from .progress import Progress
@@ -52,19 +54,20 @@ def upload_parts(ctx: CallContext, bucket: str, key: str, params: Mapping[str, A
     must be removed. Also returns what checked the bytes (see ``_WholeObject.verify``).
     """
     url = s3_url(bucket, key)
-    checks = ctx.checks.for_upload()
+    checks = ctx.checks.for_upload("upload_part")
     declared = ({"ChecksumAlgorithm": checks.crc.declared, "ChecksumType": "FULL_OBJECT"}
                 if checks.crc is not None else {})
     try:
         created = ctx.request("create_multipart_upload", what=f"upload {url}: start multipart upload",
                               Bucket=bucket, Key=key, **declared, **params)
     except Exception as exc:
-        if not declared or not checks.md5 or not ctx.checks.refuses(exc):
+        if not declared or not checks.md5 or not ctx.checks.may_refuse(exc):
             raise
         # A store that knows nothing of checksums: parts go with Content-MD5 alone.
         checks, declared = UploadChecks(md5=True, crc=None), {}
         created = ctx.request("create_multipart_upload", what=f"upload {url}: start multipart upload",
                               Bucket=bucket, Key=key, **params)
+        ctx.checks.learn_refused()
     upload_id = created["UploadId"]
     sent: dict[int, SentPart] = {}
     send_part = functools.partial(_send_part, ctx, bucket, key, upload_id, part_size, checks)
@@ -108,11 +111,8 @@ class _WholeObject:
         self.crc: Optional[str] = None
         self._algorithm = crc
         if crc is not None:
-            value = 0  # the CRC of no bytes: combining onto it gives the first part's own
-            for part in parts:
-                assert part.digests.crc is not None
-                value = crc.combine(value, part.digests.crc.value, part.size)
-            self.crc = crc.encode(value)
+            self.crc = crc.encode(combine_all(crc, ((part.digests.crc.value, part.size)  # type: ignore[union-attr]
+                                                    for part in parts)))
 
     def complete_params(self) -> dict[str, Any]:
         listed = []
@@ -143,14 +143,10 @@ class _WholeObject:
         etag = strip_etag(response.get("ETag"))
         version = response.get("VersionId")
         checks = []
-        if self._algorithm is not None:
-            echoed = response.get(self._algorithm.parameter)
-            if echoed is not None and "-" not in echoed:
-                if echoed != self.crc:
-                    raise ChecksumMismatch(
-                        f"the server's {self._algorithm.declared} {echoed} is not {self.crc}, the checksum of "
-                        "the parts sent", stored=True, version_id=version, etag=etag)
-                checks.append(self._algorithm.declared)
+        if self._algorithm is not None and self.crc is not None and verify_echo(
+                self._algorithm, response.get(self._algorithm.parameter), self.crc, response, stored=True,
+                what="the parts sent"):
+            checks.append(self._algorithm.declared)
         if ctx.verify_etag and self.etag is not None:
             if etag is not None and multipart_etag_checkable(etag, params, response):
                 if etag.lower() != self.etag:
@@ -173,30 +169,25 @@ class _WholeObject:
 
 def _send_part(ctx: CallContext, bucket: str, key: str, upload_id: str, part_size: int, checks: UploadChecks,
                number: int, piece: Union[bytes, bytearray], recycle: Callable[[Any], None]) -> SentPart:
-    # MD5 only while the store is not known to verify CRCs: the first parts' echoes may
-    # teach it while later parts are still to be hashed.
-    md5 = checks.md5 and ctx.checks.for_upload().md5
+    # MD5 only while the store is not known to verify parts' CRCs: the first parts'
+    # echoes may teach it while later parts are still to be hashed.
+    md5 = checks.md5 and ctx.checks.for_upload("upload_part").md5
     digests = ctx.off_hub(Digests, md5, checks.crc, piece, size=len(piece))
-    sent = digests.params()
     span = ByteRange((number - 1) * part_size, (number - 1) * part_size + len(piece))
+    request = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number, "Body": piece}
 
-    def attempt() -> tuple[str, bool]:
-        response = ctx.send("upload_part", Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                            Body=piece, **sent)
-        etag = response.get("ETag")
-        confirmed = check_echo(ctx, digests.crc, response, bucket, key, md5_sent=md5, whole_object=False)
-        md5_hex = digests.md5_hex
-        if ctx.verify_etag and md5_hex is not None:
-            verify_upload_etag(md5_hex, strip_etag(etag), response, whole_object=False)
-        return etag, confirmed
+    def attempt() -> Sent:
+        return send_checked(ctx, "upload_part", request, digests, rewind=lambda: None,
+                            md5=lambda: ctx.off_hub(hashlib.md5, piece, size=len(piece)), whole_object=False,
+                            bucket=bucket, key=key)
 
     detail = f"part {number} (bytes {span.start}-{max(span.start, span.end - 1)})"
     try:
-        etag, confirmed = ctx.retrying(attempt, what=f"upload {detail} of {s3_url(bucket, key)}")
+        sent = ctx.retrying(attempt, what=f"upload {detail} of {s3_url(bucket, key)}")
     except Exception as exc:
         raise translate(exc, UploadException, "upload", bucket, key, detail=detail) from exc
     recycle(piece)  # confirmed: its buffer can take the next part
-    return SentPart(number, etag, digests, len(piece), confirmed)
+    return SentPart(number, sent.response.get("ETag") or "", sent.digests, len(piece), sent.crc_confirmed)
 
 
 def _complete(ctx: CallContext, bucket: str, key: str, upload_id: str, whole: _WholeObject) -> Mapping[str, Any]:

@@ -6,6 +6,7 @@ ones become Parts, read part by part while the multipart upload runs.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
@@ -45,6 +46,17 @@ class Payload:
     def rewind(self) -> None:
         if not isinstance(self.body, bytes):
             self.body.seek(self._start)
+
+    def md5(self) -> "hashlib._Hash":
+        """The body's MD5, computed now: a second pass, for a store that did not confirm a CRC."""
+        if isinstance(self.body, bytes):
+            return hashlib.md5(self.body)
+        self.rewind()
+        digest = hashlib.md5()
+        for chunk in iter(lambda: self.body.read(CHUNK), b""):  # type: ignore[union-attr]
+            digest.update(chunk)
+        self.rewind()
+        return digest
 
     def close(self) -> None:
         if self._owned and not isinstance(self.body, bytes):

@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional
 
-from .checksums import Crc
+from .checksums import Crc, combine_all
 from .context import CallContext
 from .errors import ChecksumMismatch, DownloadException, error_code, http_status, s3_url
 from .integrity import BodyCheck, Layout, layout_from_etag, verify_checksum
@@ -67,6 +67,10 @@ class VersionChanged(Exception):
     """A response came from another version than the one pinned (If-Match was ignored)."""
 
 
+class RangeIgnored(Exception):
+    """A ranged GET was answered with the whole object: the store ignores Range."""
+
+
 @dataclass(frozen=True)
 class Fetched:
     """What a finished fetch learned of the object, and what checked its bytes."""
@@ -93,17 +97,18 @@ class FirstAnswer:
     whole: bool  # the whole object: read it to its end, here
 
 
-def first_answer(response: Mapping[str, Any], asked_whole: bool, chunk: int) -> FirstAnswer:
+def first_answer(response: Mapping[str, Any], asked_whole: bool, chunk: int, ignores_range: bool) -> FirstAnswer:
     """Whether the first GET's answer is the whole object, or the start of one fetched in ranges.
 
     An object asked for whole but larger than ``chunk`` is fetched in ranges all the
-    same (its answer serves the first one). A 200 to a ranged GET is a store that
-    ignores Range: that answer is read to its end.
+    same (its answer serves the first one), unless the store is known to ignore Range.
+    A 200 to a ranged GET is such a store: that answer is read to its end.
     """
     answered = parse_content_range(response.get("ContentRange"))
     if answered is None:
         length = response.get("ContentLength")
-        return FirstAnswer(length, whole=not (asked_whole and length is not None and length > chunk))
+        in_ranges = asked_whole and not ignores_range and length is not None and length > chunk
+        return FirstAnswer(length, whole=not in_ranges)
     whole = answered.first == 0 and answered.total is not None and answered.last + 1 >= answered.total
     return FirstAnswer(answered.total, whole)
 
@@ -111,6 +116,13 @@ def first_answer(response: Mapping[str, Any], asked_whole: bool, chunk: int) -> 
 def fetch(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: int, progress: Progress) -> Fetched:
     """Fetch the current version of bucket/key into ``sink``; returns what it learned."""
     try:
+        return _fetch_version(ctx, bucket, key, sink, chunk, progress)
+    except RangeIgnored:
+        # Learned once per Connection: from now on a whole first answer is read whole.
+        ctx.checks.ignores_range = True
+        logger.info("download %s: the store ignores Range; reading the object as one stream",
+                    s3_url(bucket, key))
+        progress.restart(None)
         return _fetch_version(ctx, bucket, key, sink, chunk, progress)
     except Exception as exc:
         if not changed(exc):
@@ -120,6 +132,8 @@ def fetch(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: int, progr
     progress.restart(None)
     try:
         return _fetch_version(ctx, bucket, key, sink, chunk, progress)
+    except RangeIgnored:
+        raise  # not a change; both times would not have been asked
     except Exception as exc:
         if not changed(exc):
             raise
@@ -145,7 +159,7 @@ def _fetch_version(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: i
 
     def first_get() -> Mapping[str, Any]:
         response = get_first(ctx, bucket, key, first_range, whole=asks_whole)
-        if first_answer(response, asks_whole, chunk).whole:
+        if first_answer(response, asks_whole, chunk, ctx.checks.ignores_range).whole:
             # The whole object came (a small one, an empty one, or a store that ignores
             # Range): read and check it here, where a broken body is retried with the request.
             try:
@@ -156,7 +170,7 @@ def _fetch_version(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: i
                                                     retried=False)
                 sink.allocate(size)
                 check = BodyCheck(response.get("ContentLength"), layouts["whole"])
-                copy_body(ctx, response["Body"], sink, Position(), None, check)
+                copy_body(ctx, response["Body"], sink, Position(), None, check, response.get("ContentLength"))
                 check.verify()
             finally:
                 response["Body"].close()
@@ -165,7 +179,7 @@ def _fetch_version(ctx: CallContext, bucket: str, key: str, sink: Sink, chunk: i
     first = ctx.retrying(first_get, what=f"download {url}", budget=first_budget)
     etag_header = first.get("ETag")
     etag = strip_etag(etag_header)
-    answer = first_answer(first, asks_whole, chunk)
+    answer = first_answer(first, asks_whole, chunk, ctx.checks.ignores_range)
     if answer.whole:
         size = first.get("ContentLength") or 0
         progress.total = size
@@ -239,8 +253,11 @@ class Position:
 
 
 def copy_body(ctx: CallContext, body: Any, sink: Sink, position: Position, limit: Optional[int],
-              digest: Any) -> int:
+              digest: Any, length: Optional[int] = None) -> int:
     """Receive ``body`` into ``sink`` at ``position``; stops after ``limit`` bytes if given.
+
+    ``length``: the body's announced length, when it is read to its end (no ``limit``),
+    so that landings are no larger than what is to come.
 
     Returns the bytes received. Each landing (up to ``ctx.chunk`` bytes) is filled by
     ``readinto`` a megabyte at a time, the call's cancellation checked in between,
@@ -253,7 +270,14 @@ def copy_body(ctx: CallContext, body: Any, sink: Sink, position: Position, limit
     start = position.at
     readinto = getattr(body, "readinto", None)
     while limit is None or position.at - start < limit:
-        want = ctx.chunk if limit is None else min(ctx.chunk, limit - (position.at - start))
+        done = position.at - start
+        if limit is not None:
+            want = min(ctx.chunk, limit - done)
+        elif length is None:
+            want = READ_CHUNK
+        else:
+            # Past the announced length only the end is expected: one byte finds it.
+            want = min(ctx.chunk, length - done) if length > done else 1
         landing = sink.landing(position.at, want)
         filled = 0
         try:
@@ -273,7 +297,11 @@ def copy_body(ctx: CallContext, body: Any, sink: Sink, position: Position, limit
             raise
         if filled and digest is not None:
             _hash(ctx, digest, landing[:filled])
-        sink.commit(position.at, landing, filled)
+        if sink.writes_out:
+            # A file's write may wait on the disk: off the hub, like hashing.
+            ctx.off_hub(sink.commit, position.at, landing, filled, size=filled)
+        else:
+            sink.commit(position.at, landing, filled)
         position.at += filled
         if filled < want:
             return position.at - start  # the body ended
@@ -345,6 +373,8 @@ def check_pinned(response: Mapping[str, Any], bucket: str, key: str, etag_header
     answered = parse_content_range(response.get("ContentRange"))
     if answered is None and start == 0 and total and response.get("ContentLength") == total:
         answered = ContentRange(0, total - 1, total)  # a whole first GET, serving the first range
+    elif answered is None and start > 0 and total is not None and response.get("ContentLength") == total:
+        raise RangeIgnored(f"asked for bytes from {start}, the server answered with all {total}")
     if answered is None or answered.first != start or (total is not None and answered.total != total):
         raise DownloadException(
             f"download {s3_url(bucket, key)} failed: asked for bytes from {start}, the server answered "
@@ -360,46 +390,45 @@ def learn_layout(ctx: CallContext, bucket: str, key: str, response: Mapping[str,
     """What the object's bytes can be checked against, asking the store if need be.
 
     The stored full-object CRC, when the first answer (``asked_checksum``: it was
-    asked for) carries one. Otherwise the ETag: a multipart ETag needs the part size:
-    one HEAD with PartNumber=1, retried like any request (``retried=False``: sent once,
-    inside a loop that retries), raising when its retries run out. Where the ETag
-    offers nothing (the store refuses or ignores PartNumber, an opaque or encrypted
-    ETag), a HEAD asks for a stored checksum before settling for less. Settling for
-    sizes alone is logged once per Connection, at INFO.
+    asked for) carries one. A first answer that did not ask (a ranged GET) is followed
+    by a HEAD with checksum mode where the store may keep checksums and the ETag
+    alone would cost an MD5 of a large object, or check nothing. Otherwise the ETag: a
+    multipart ETag needs the part size: one HEAD with PartNumber=1. Each HEAD is
+    retried like any request (``retried=False``: sent once, inside a loop that
+    retries), raising when its retries run out. Settling for sizes alone is logged
+    once per Connection, at INFO.
     """
     etag = strip_etag(response.get("ETag"))
+    by_etag = layout_from_etag(etag, response, ctx.verify_etag)
     if asked_checksum:
         ctx.checks.learn_download(carries_checksum(response))
         stored = stored_checksum(response)
-        if stored is not None:
-            return Layout("crc", etag, checksum=stored)
-    layout = layout_from_etag(etag, response, ctx.verify_etag)
+    elif ctx.checks.algorithm is not None and ctx.checks.returns is not False and (
+            by_etag.kind == "size" or total > ctx.chunk):
+        head = _ask(ctx, retried, f"download {s3_url(bucket, key)}: its stored checksum", Bucket=bucket,
+                    Key=key, ChecksumMode="ENABLED", **({"IfMatch": response["ETag"]} if response.get("ETag") else {}))
+        stored = stored_checksum(head)
+    else:
+        stored = None
+    if stored is not None:
+        return Layout("crc", etag, checksum=stored)
+    layout = by_etag
     if layout.kind == "parts":
         layout = layout.with_part_size(*_first_part_size(ctx, bucket, key, layout, retried))
         if not layout.fits(total):
             layout = Layout("size", layout.etag, reason="the part size the store gave does not fit the object",
                             topic="part-size-misfit")
-    if layout.kind == "size" and not asked_checksum and ctx.checks.algorithm is not None:
-        stored = _head_checksum(ctx, bucket, key, response.get("ETag"), retried)
-        if stored is not None:
-            return Layout("crc", etag, checksum=stored)
     if layout.kind == "size" and ctx.verify_etag:
         ctx.connection._say_once(f"download:{layout.topic}", f"download {s3_url(bucket, key)}: only its size "
                                  f"can be checked: {layout.reason}")
     return layout
 
 
-def _head_checksum(ctx: CallContext, bucket: str, key: str, etag_header: Optional[str],
-                   retried: bool) -> Optional[StoredChecksum]:
-    """The object's stored full-object checksum, asked for with a HEAD pinned to its ETag."""
-    params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
-    if etag_header:
-        params["IfMatch"] = etag_header
+def _ask(ctx: CallContext, retried: bool, what: str, **params: Any) -> Any:
+    """A HEAD learning the layout: retried like any request, or sent once inside a loop that retries."""
     if retried:
-        head = ctx.request("head_object", what=f"download {s3_url(bucket, key)}: its stored checksum", **params)
-    else:
-        head = ctx.send("head_object", **params)
-    return stored_checksum(head)
+        return ctx.request("head_object", what=what, **params)
+    return ctx.send("head_object", **params)
 
 
 def _first_part_size(ctx: CallContext, bucket: str, key: str, layout: Layout,
@@ -410,11 +439,8 @@ def _first_part_size(ctx: CallContext, bucket: str, key: str, layout: Layout,
     An object replaced meanwhile is caught by the ranges, which are pinned.
     """
     try:
-        if retried:
-            head = ctx.request("head_object", what=f"download {s3_url(bucket, key)}: size of part 1",
-                               Bucket=bucket, Key=key, PartNumber=1)
-        else:
-            head = ctx.send("head_object", Bucket=bucket, Key=key, PartNumber=1)
+        head = _ask(ctx, retried, f"download {s3_url(bucket, key)}: size of part 1", Bucket=bucket, Key=key,
+                    PartNumber=1)
     except Exception as exc:
         if is_transient(exc) or changed(exc) or http_status(exc) in (403, 404):
             raise  # not a store that cannot tell: the request itself failed
@@ -466,12 +492,8 @@ class _CombinedCrc:
         self._ranges[done.span.start] = (done.digest.value, done.span.size)
 
     def verify(self) -> None:
-        combine = self._stored.algorithm.combine
-        value = 0  # the CRC of no bytes
-        for start in sorted(self._ranges):
-            crc, size = self._ranges[start]
-            value = combine(value, crc, size)
-        verify_checksum(self._stored, value)
+        pieces = (self._ranges[start] for start in sorted(self._ranges))
+        verify_checksum(self._stored, combine_all(self._stored.algorithm, pieces))
 
 
 class _PartDigests:

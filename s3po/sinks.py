@@ -28,6 +28,10 @@ _CANNOT_PREALLOCATE = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 class Sink(Protocol):
     """Where fetched ranges are received, by offset, and read back to be hashed."""
 
+    @property
+    def writes_out(self) -> bool:
+        """True when commit copies the bytes elsewhere (a file): worth doing off the hub."""
+
     def allocate(self, size: int) -> None: ...
 
     def landing(self, offset: int, size: int) -> memoryview:
@@ -50,11 +54,14 @@ class FileSink:
     temporary file actually written.
     """
 
+    writes_out = True
+
     def __init__(self, fd: int, path: str, lock: Any) -> None:
         self.fd = fd
         self.path = path
         # One range written at a time: concurrent writes to one file wait in the kernel
         # on its inode lock, spinning on the other core while they do; here they sleep.
+        # A native lock: under gevent, writes run on the hub's native threads.
         self._lock = lock
         # Landings given back, for the next range: as many as ranges were in flight at once.
         self._free: list[bytearray] = []
@@ -106,6 +113,8 @@ class FileSink:
 class MemorySink:
     """Receives ranges in place into one preallocated buffer."""
 
+    writes_out = False
+
     def __init__(self) -> None:
         self.buffer = bytearray()
 
@@ -151,6 +160,10 @@ class SpoolSink:
             self._file = tempfile.TemporaryFile(prefix="s3po-")
             self._inner = FileSink(self._file.fileno(), self._file.name, self._lock)
         self._inner.allocate(size)
+
+    @property
+    def writes_out(self) -> bool:
+        return bool(self._inner.writes_out)
 
     def landing(self, offset: int, size: int) -> memoryview:
         return self._inner.landing(offset, size)  # type: ignore[no-any-return]

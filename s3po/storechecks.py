@@ -12,7 +12,10 @@ ETag check anything. So, per Connection (``checksum="auto"``, the default):
   send the CRC alone), no echo means it does not (later uploads send Content-MD5 alone).
   A store that refuses the checksum headers outright (400 InvalidArgument and the
   like, which no store known to verify would answer) has the request sent again at
-  once without them, and is taken for one that does not verify.
+  once without them; if it takes it, it is known not to verify.
+- PutObject and UploadPart are learned each on its own. A request sent with the CRC
+  alone that gets no echo (the store was thought to verify) is sent again with
+  Content-MD5, and that operation is known not to verify from then on.
 - Downloads ask for the stored checksum with their first GET, sent whole (S3 returns
   no checksum for a ranged GET). An object that has one is checked by its CRC; one
   that has none is checked by its ETag, as before. A custom endpoint whose first
@@ -30,7 +33,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from .checksums import ALGORITHMS, Algorithm, available, best, by_name
+from .checksums import ALGORITHMS, Algorithm, available, best, by_name, parameter
 from .errors import error_code, http_status
 
 __all__ = ["CHECKSUM_SETTINGS", "StoreChecks", "StoredChecksum", "UploadChecks", "carries_checksum",
@@ -75,7 +78,7 @@ class StoredChecksum:
 
 def carries_checksum(response: Mapping[str, Any]) -> bool:
     """True when a GET or HEAD answer carries any stored checksum (usable here or not)."""
-    return any(response.get("Checksum" + name.upper()) for name in ALGORITHMS)
+    return any(response.get(parameter(name)) for name in ALGORITHMS)
 
 
 def stored_checksum(response: Mapping[str, Any]) -> Optional[StoredChecksum]:
@@ -88,20 +91,25 @@ def stored_checksum(response: Mapping[str, Any]) -> Optional[StoredChecksum]:
         return None
     found = available()
     for name in ALGORITHMS:
-        value = response.get("Checksum" + name.upper())
+        value = response.get(parameter(name))
         if isinstance(value, str) and "-" not in value and name in found:
             return StoredChecksum(found[name], value)
     return None
 
 
-class StoreChecks:
-    """What one Connection (per client: a mock's is its own) knows of its store's checksums.
+# The uploads whose checksums a store verifies, each learned on its own: a store may
+# verify PutObject's and not UploadPart's.
+UPLOAD_OPERATIONS = ("put_object", "upload_part")
 
-    Written by concurrent calls without a lock: every write moves towards the same
-    answer, and a call that read an older state only sends one digest more.
+
+class StoreChecks:
+    """What one Connection (per client: a mock's is its own) knows of its store.
+
+    Written by concurrent calls without a lock: each write is one assignment, and a
+    call that read an older state only sends one digest more, or asks once more.
     """
 
-    def __init__(self, setting: str, endpoint_url: Optional[str]) -> None:
+    def __init__(self, setting: str, endpoint_url: Optional[str], keeps_checksums: bool = True) -> None:
         self.setting = setting
         self.algorithm: Optional[Algorithm] = None
         if setting == "auto":
@@ -110,48 +118,65 @@ class StoreChecks:
             self.algorithm = by_name(setting)
         self.explicit = setting not in ("auto", "md5")
         known = True if (self.explicit or is_aws_endpoint(endpoint_url)) else None
-        # Does the store verify (and echo) checksums on upload? None: not yet known.
-        self.verifies: Optional[bool] = known if self.algorithm is not None else False
+        start = known if self.algorithm is not None else False
+        # Does the store verify (and echo) checksums on upload, per operation? None: not yet known.
+        self._verifies: dict[str, Optional[bool]] = {operation: start for operation in UPLOAD_OPERATIONS}
         # Does it return stored checksums on a whole GET? None: not yet known.
-        self.returns: Optional[bool] = known if self.algorithm is not None else False
+        self.returns: Optional[bool] = start if keeps_checksums else False
+        # Does it answer a ranged GET with the whole object? Learned when it does.
+        self.ignores_range = False
         self._aws = is_aws_endpoint(endpoint_url)
 
-    def for_upload(self) -> UploadChecks:
-        if self.algorithm is None or self.verifies is False:
+    def verifies(self, operation: str) -> Optional[bool]:
+        return self._verifies[operation]
+
+    def for_upload(self, operation: str) -> UploadChecks:
+        verifies = self._verifies[operation]
+        if self.algorithm is None or verifies is False:
             return UploadChecks(md5=True, crc=None)
-        return UploadChecks(md5=self.verifies is None, crc=self.algorithm)
+        return UploadChecks(md5=verifies is None, crc=self.algorithm)
 
-    def learn_upload(self, echoed: bool) -> None:
-        """An upload that sent a CRC was answered; ``echoed``: the answer carried it back."""
-        if echoed:
-            self.verifies = True
-            if self.returns is None:
-                self.returns = True
-        elif not self.explicit and not self._aws:
-            self.verifies = False
+    def learn_upload(self, operation: str, echoed: bool) -> None:
+        """An upload that sent a CRC was answered; ``echoed``: the answer carried it back.
 
-    def refuses(self, exc: BaseException) -> bool:
-        """True when ``exc`` is a store not known to verify refusing the checksum headers.
-
-        It is then known not to verify (and not to keep checksums): the caller sends the
-        request again without them. A store known to verify, or a checksum the caller
-        chose, keeps the error as it is.
+        No echo means the store (or something before it) does not verify: only a
+        checksum the caller chose is trusted all the same.
         """
-        if self.verifies is not None or self.explicit:
+        if echoed:
+            self._verifies[operation] = True
+            if self.returns is None or (self.returns is False and not self._aws):
+                self.returns = True  # a store that verifies keeps them too (S3, MinIO)
+        elif not self.explicit:
+            self._verifies[operation] = False
+
+    def may_refuse(self, exc: BaseException) -> bool:
+        """True when ``exc`` may be a store that knows nothing of checksums refusing their
+        headers: the request is worth sending again without them (see ``learn_refused``).
+
+        Never for a checksum the caller chose, nor for a store known to verify.
+        """
+        if self.explicit or any(self._verifies.values()):
             return False
-        if http_status(exc) not in (400, 501) or error_code(exc) not in _REFUSALS:
-            return False
-        self.verifies = False
+        return http_status(exc) in (400, 501) and error_code(exc) in _REFUSALS
+
+    def learn_refused(self) -> None:
+        """The request refused with checksum headers was taken without them."""
+        for operation in UPLOAD_OPERATIONS:
+            self._verifies[operation] = False
         self.returns = False
-        return True
 
     def whole_first_get(self) -> bool:
         """Should a download's first GET ask for the object whole, for its stored checksum?"""
         return self.algorithm is not None and self.returns is not False
 
     def learn_download(self, had_checksum: bool) -> None:
-        """A whole first GET was answered, with or without a stored checksum."""
+        """A whole first GET was answered, with or without a stored checksum.
+
+        One object without a checksum on a store whose uploads were never echoed is
+        enough to stop asking (each large download would pay for it); an echo later
+        makes s3po ask again.
+        """
         if had_checksum:
             self.returns = True
-        elif self.returns is None and self.verifies is not True and not self._aws:
+        elif self.returns is None and not any(self._verifies.values()) and not self._aws:
             self.returns = False

@@ -46,20 +46,21 @@ class ObjectStream(io.BufferedReader):
 
 def open_stream(ctx: CallContext, bucket: str, key: str, decompress: bool, chunk: int) -> ObjectStream:
     """Send the first GET (retried like any request) and wrap its body in a stream."""
-    asks_whole = ctx.checks.whole_first_get()
-    response = ctx.retrying(lambda: get_first(ctx, bucket, key, ByteRange(0, chunk), whole=asks_whole),
+    # A stream starts with a range, whatever the store: a large object is read ahead in
+    # ranges (its stored checksum then comes with a HEAD, see learn_layout).
+    response = ctx.retrying(lambda: get_first(ctx, bucket, key, ByteRange(0, chunk), whole=False),
                             what=f"open {s3_url(bucket, key)}")
     info = dict(response)
     try:
-        answer = first_answer(response, asks_whole, chunk)
+        answer = first_answer(response, False, chunk, ctx.checks.ignores_range)
         if answer.whole or answer.total is None:
             size = response.get("ContentLength") or 0
-            layout = learn_layout(ctx, bucket, key, response, size, asked_checksum=asks_whole)
+            layout = learn_layout(ctx, bucket, key, response, size, asked_checksum=False)
             raw: io.RawIOBase = _ResumingReader(ctx, bucket, key, response, BodyCheck(response.get("ContentLength"),
                                                                                       layout))
         else:
             info["ContentLength"] = answer.total
-            raw = _PrefetchingReader(ctx.detached(), bucket, key, response, answer.total, chunk, asks_whole)
+            raw = _PrefetchingReader(ctx.detached(), bucket, key, response, answer.total, chunk)
     except BaseException:
         response["Body"].close()
         raise
@@ -234,13 +235,13 @@ class _PrefetchingReader(io.RawIOBase):
     """
 
     def __init__(self, ctx: CallContext, bucket: str, key: str, first: Mapping[str, Any],
-                 total: int, chunk: int, asked_checksum: bool) -> None:
+                 total: int, chunk: int) -> None:
         super().__init__()
         self._ctx = ctx
         self._bucket = bucket
         self._key = key
         runtime = ctx.runtime
-        plan = plan_ranges(ctx, bucket, key, first, total, chunk, asked_checksum=asked_checksum)
+        plan = plan_ranges(ctx, bucket, key, first, total, chunk, asked_checksum=False)
         self._slots = [_Slot(span, runtime.event()) for span in plan.ranges]
         self._starts = [slot.span.start for slot in self._slots]
         # Unbounded: close() releases it once per range to wake a fetcher waiting for room.
@@ -314,6 +315,8 @@ class _PrefetchingReader(io.RawIOBase):
 
     def _slot_at(self, offset: int) -> _Slot:
         return self._slots[bisect.bisect_right(self._starts, offset) - 1]
+
+    writes_out = False  # ranges land in place, in their slots
 
     def landing(self, offset: int, size: int) -> memoryview:
         slot = self._slot_at(offset)

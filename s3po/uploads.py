@@ -15,7 +15,8 @@ from typing import Any, Mapping, Optional
 
 from .context import CallContext
 from .errors import ChecksumMismatch, describe, error_code, s3_url
-from .integrity import check_echo, etag_is_md5, layout_from_etag, verify_upload_etag
+from .checkedsend import send_checked
+from .integrity import layout_from_etag
 from .multipart import upload_parts
 from .parts import choose_part_size
 from .payload import Parts, Payload, prepare
@@ -31,7 +32,7 @@ def upload(ctx: CallContext, bucket: str, key: str, data: Any, *, params: Mappin
            codec: Optional[str], multipart_threshold: int, progress: Progress) -> Key:
     """Store ``data`` at bucket/key; ``params`` are the PutObject parameters (headers)."""
     damaged = DamagedVersions(ctx, bucket, key)
-    checks = ctx.checks.for_upload()
+    checks = ctx.checks.for_upload("put_object")
     with prepare(data, codec, multipart_threshold, md5=checks.md5, crc=checks.crc) as payload, damaged:
         if isinstance(payload, Parts):
             # Chosen before the first request, so a size S3 cannot take fails at once.
@@ -51,38 +52,18 @@ def upload(ctx: CallContext, bucket: str, key: str, data: Any, *, params: Mappin
 def _put(ctx: CallContext, bucket: str, key: str, params: Mapping[str, Any], payload: Payload,
          damaged: "DamagedVersions") -> tuple[Mapping[str, Any], str]:
     """PutObject, retried; returns the answer and what checked the bytes stored."""
-    digests = payload.digests
-    sent = digests.params()
-
     def attempt() -> tuple[Mapping[str, Any], str]:
-        nonlocal sent, digests
         try:
-            response = ctx.send("put_object", Bucket=bucket, Key=key, Body=payload.body, **sent, **params)
-        except Exception as exc:
-            if digests.crc is None or digests.md5_hex is None or not ctx.checks.refuses(exc):
-                raise
-            # A store that knows nothing of checksums: the same body, with Content-MD5 alone.
-            digests = digests.without_crc()
-            sent = digests.params()
-            payload.rewind()
-            response = ctx.send("put_object", Bucket=bucket, Key=key, Body=payload.body, **sent, **params)
-        etag = strip_etag(response.get("ETag"))
-        check = "size"
-        try:
-            md5_hex = digests.md5_hex
-            if check_echo(ctx, digests.crc, response, bucket, key, md5_sent=md5_hex is not None):
-                assert digests.crc is not None
-                check = digests.crc.algorithm.declared
-            if md5_hex is not None and ctx.verify_etag:
-                verify_upload_etag(md5_hex, etag, response)
-                if etag_is_md5(etag, response):
-                    check = "MD5" if check == "size" else f"{check} and MD5"
-                elif check == "size":
-                    say_unverified(ctx, "upload", bucket, key, etag, response)
+            sent = send_checked(ctx, "put_object", {"Bucket": bucket, "Key": key, "Body": payload.body, **params},
+                                payload.digests, rewind=payload.rewind, md5=payload.md5, whole_object=True,
+                                bucket=bucket, key=key)
         except ChecksumMismatch as exc:
             damaged.note(exc)  # whatever the next attempts do, these bytes must go
             raise
-        return response, check
+        if sent.check == "size" and ctx.verify_etag:
+            etag = strip_etag(sent.response.get("ETag"))
+            say_unverified(ctx, "upload", bucket, key, etag, sent.response)
+        return sent.response, sent.check
 
     return ctx.retrying(attempt, what=f"upload {s3_url(bucket, key)}", on_retry=payload.rewind)
 

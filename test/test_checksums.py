@@ -13,6 +13,10 @@ import base64
 import io
 import logging
 import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
 import zlib
 
 import pytest
@@ -107,18 +111,25 @@ def test_a_checksum_setting_is_checked_before_any_request(monkeypatch):
 
 def test_what_a_connection_starts_out_knowing_of_its_store():
     aws = StoreChecks("auto", "https://s3.eu-west-1.amazonaws.com")
-    assert aws.for_upload().md5 is False and aws.whole_first_get()
+    assert aws.for_upload("put_object").md5 is False and aws.whole_first_get()
     custom = StoreChecks("auto", "http://127.0.0.1:9000")
-    assert custom.for_upload().md5 is True and custom.for_upload().crc is not None  # both, to learn
-    custom.learn_upload(echoed=False)
-    assert custom.for_upload().crc is None  # a store that ignores them: Content-MD5 alone
+    both = custom.for_upload("put_object")
+    assert both.md5 is True and both.crc is not None  # not yet known: both digests, to learn
+    custom.learn_upload("put_object", echoed=False)
+    assert custom.for_upload("put_object").crc is None  # a store that ignores them: Content-MD5 alone
+    assert custom.for_upload("upload_part").crc is not None  # parts are learned on their own
     custom.learn_download(had_checksum=False)
     assert not custom.whole_first_get()
+    custom.learn_upload("upload_part", echoed=True)  # an echo after all: it keeps checksums too
+    assert custom.whole_first_get() and custom.for_upload("upload_part") == storechecks.UploadChecks(
+        md5=False, crc=custom.algorithm)
     md5 = StoreChecks("md5", None)
-    assert md5.for_upload().crc is None and not md5.whole_first_get()
+    assert md5.for_upload("put_object").crc is None and not md5.whole_first_get()
     explicit = StoreChecks("crc32", "http://127.0.0.1:9000")
-    explicit.learn_upload(echoed=False)  # trusted all the same
-    assert explicit.for_upload() == storechecks.UploadChecks(md5=False, crc=by_name("crc32"))
+    explicit.learn_upload("put_object", echoed=False)  # trusted all the same
+    assert explicit.for_upload("put_object") == storechecks.UploadChecks(md5=False, crc=by_name("crc32"))
+    mocked = StoreChecks("auto", None, keeps_checksums=False)
+    assert not mocked.whole_first_get() and mocked.for_upload("put_object").md5
 
 
 # -- uploads --------------------------------------------------------------------------
@@ -161,7 +172,7 @@ def test_a_put_damaged_on_the_way_is_refused_by_the_store_and_sent_again(wire_co
 def test_a_damaged_upload_part_is_refused_and_only_that_part_is_sent_again(proxy, verifying):
     conn = make_connection(proxy.url, retries=3, **SMALL_PARTS)
     conn.create_bucket(BUCKET)
-    conn.upload(BUCKET, "teach", b"x")  # the store is known to verify: parts carry CRCs alone
+    conn.upload(BUCKET, "teach", os.urandom(6 * MiB))  # its parts' echoes: parts now carry CRCs alone
     proxy.clear()
     proxy.checksums = verifying
     data = os.urandom(12 * MiB)
@@ -345,21 +356,88 @@ def test_a_store_that_keeps_no_checksums_falls_back_to_md5_and_says_which(proxy,
     assert checked() == ["MD5", "MD5"]
 
 
-def test_an_opaque_etag_is_not_settled_for_when_a_stored_checksum_can_be_asked_for(proxy, checked, tmp_path):
-    conn = make_connection(proxy.url, retries=3, **SMALL_PARTS)
-    conn.create_bucket(BUCKET)
-    conn.client.put_object(Bucket=BUCKET, Key="old", Body=b"no checksum kept")
-    assert conn.download(BUCKET, "old") == b"no checksum kept"  # teaches: ranged first GETs from now on
-    proxy.checksums = ChecksumStore()
-    data = os.urandom(7 * MiB)
-    conn.upload(BUCKET, "new", data)
+def test_a_stream_asks_a_head_for_the_stored_checksum_and_is_checked_by_it(crc_object, proxy):
+    conn, data = crc_object
+    with conn.open(BUCKET, "big") as stream:
+        assert stream.read() == data
+    assert "Range" in gets(proxy)[0].headers  # a stream reads ahead in ranges from the start
+    head = [r for r in proxy.requests if r.method == "HEAD"]
+    assert len(head) == 1 and head[0].headers["x-amz-checksum-mode"] == "ENABLED"
+
+
+def test_an_opaque_etag_is_not_settled_for_when_a_stored_checksum_can_be_asked_for(wire_conn, proxy, verifying):
+    data = os.urandom(100_000)
+    wire_conn.upload(BUCKET, "k", data)
+    proxy.clear()
+    proxy.checksums = verifying
     proxy.response_headers = {"ETag": '"opaque-etag-of-its-own"'}
     proxy.ignored_request_headers = {"If-Match"}  # the ETag is not the one the store compares with
-    conn.download_file(BUCKET, "new", str(tmp_path / "out"))
-    assert (tmp_path / "out").read_bytes() == data
-    assert checked()[-1] == "CRC64NVME"
-    head = [r for r in proxy.requests if r.method == "HEAD"][-1]
-    assert head.headers["x-amz-checksum-mode"] == "ENABLED"
+    with wire_conn.open(BUCKET, "k") as stream:
+        assert stream.read() == data
+    assert [r.headers.get("x-amz-checksum-mode") for r in proxy.requests if r.method == "HEAD"] == ["ENABLED"]
+    proxy.add_fault("flip", count=1, method="GET")
+    with wire_conn.open(BUCKET, "k") as stream:  # a stream cannot take bytes back: it raises at its end
+        with pytest.raises(s3po.DownloadException, match="CRC64NVME"):
+            stream.read()
+
+
+def test_a_store_known_to_keep_no_checksums_is_not_asked_again_and_again(proxy, checked):
+    conn = make_connection(proxy.url, retries=3, verify_etag=False, **SMALL_PARTS)
+    conn.create_bucket(BUCKET)
+    for name in ("a", "b", "c"):
+        conn.client.put_object(Bucket=BUCKET, Key=name, Body=b"x" * 1000)
+    proxy.clear()
+    for name in ("a", "b", "c"):
+        assert conn.download(BUCKET, name) == b"x" * 1000
+    assert proxy.count("HEAD") == 0 and len(gets(proxy)) == 3
+    assert [r.headers.get("x-amz-checksum-mode") for r in gets(proxy)] == ["ENABLED", None, None]
+
+
+def test_a_store_that_ignores_range_is_read_as_one_checked_stream(crc_object, proxy, verifying, checked, tmp_path):
+    conn, data = crc_object
+    proxy.ignored_request_headers = {"Range"}
+    target = tmp_path / "out.bin"
+    conn.download_file(BUCKET, "big", str(target))
+    assert target.read_bytes() == data and checked() == ["CRC64NVME"]
+    asked = len(gets(proxy))
+    assert asked <= 2 + 4  # the first whole answer, the ranges that came back whole, the whole again
+    proxy.clear()
+    proxy.checksums = verifying
+    proxy.ignored_request_headers = {"Range"}
+    assert conn.download(BUCKET, "big") == data
+    assert len(gets(proxy)) == 1  # learned: one GET, read whole
+
+
+def test_a_byte_flipped_in_the_first_range_of_a_whole_first_answer_is_caught(crc_object, proxy, checked):
+    conn, data = crc_object
+    proxy.add_fault("flip", count=1, method="GET", offset=1000)
+    assert conn.download(BUCKET, "big") == data
+    assert "Range" not in gets(proxy)[0].headers and checked() == ["CRC64NVME"]
+
+
+def test_a_small_download_allocates_nothing_near_a_part_size(wire_conn, proxy, verifying, tmp_path):
+    wire_conn.upload(BUCKET, "small", b"s" * 1000)
+    for fetch in (lambda: wire_conn.download(BUCKET, "small"),
+                  lambda: wire_conn.download_file(BUCKET, "small", str(tmp_path / "small")),
+                  lambda: wire_conn.download(BUCKET, "small", io.BytesIO())):
+        fetch()  # warm: the client and its connections are made
+        tracemalloc.start()
+        try:
+            fetch()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 1 * MiB, peak
+
+
+def test_one_pwrite_per_range_and_bodies_received_with_readinto(crc_object, monkeypatch, tmp_path):
+    conn, data = crc_object
+    writes = []
+    real_pwrite = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, view, offset: writes.append(len(view)) or real_pwrite(fd, view, offset))
+    conn.download_file(BUCKET, "big", str(tmp_path / "out.bin"))
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert sorted(writes) == sorted([5 * MiB] * 3 + [MiB + 7])  # 16 MiB + 7 in 5 MiB ranges
 
 
 def test_checksum_md5_never_sends_nor_asks_for_a_crc(proxy, verifying, checked):
@@ -406,3 +484,162 @@ def test_a_checksum_you_chose_is_never_dropped(wire_conn, proxy):
     with pytest.raises(s3po.UploadException, match="InvalidArgument"):
         conn.upload(BUCKET, "k", b"abc")
     assert len(puts(proxy)) == 1
+
+
+# -- learning, under concurrency and per operation ------------------------------------
+
+
+def test_concurrent_uploads_to_a_store_that_refuses_checksum_headers_all_succeed(wire_conn, proxy):
+    proxy.add_fault("status", count=8, method="PUT", status=400, code="InvalidArgument",
+                    header_contains=("x-amz-checksum-crc64nvme", ""))
+    with wire_conn.batch(8, raise_errors=True) as batch:
+        for n in range(8):
+            batch.upload(BUCKET, f"k{n}", f"body {n}")
+    assert all(wire_conn.download(BUCKET, f"k{n}") == f"body {n}".encode() for n in range(8))
+
+
+def test_an_unrelated_invalid_argument_does_not_turn_checksums_off(wire_conn, proxy, verifying):
+    proxy.add_fault("status", count=2, method="PUT", status=400, code="InvalidArgument")
+    with pytest.raises(s3po.UploadException, match="InvalidArgument"):
+        wire_conn.upload(BUCKET, "k", b"abc")
+    wire_conn.upload(BUCKET, "k", b"abc")
+    assert "x-amz-checksum-crc64nvme" in puts(proxy)[-1].headers  # still asked: the store was never learned
+
+
+class _PutsOnly(ChecksumStore):
+    """A store that verifies PutObject's checksum but does nothing with UploadPart's."""
+
+    def begin(self, method, path, query, headers):
+        if "partNumber" in query:
+            headers = [(name, value) for name, value in headers if not name.lower().startswith("x-amz-checksum")]
+        return super().begin(method, path, query, headers)
+
+
+def test_parts_are_learned_apart_from_puts_and_a_part_without_echo_goes_again_with_md5(proxy, checked):
+    conn = make_connection(proxy.url, retries=3, **SMALL_PARTS)
+    conn.create_bucket(BUCKET)
+    proxy.clear()
+    proxy.checksums = _PutsOnly()
+    conn.upload(BUCKET, "small", b"echoed")  # PutObject is learned to verify; parts are not known yet
+    data = os.urandom(11 * MiB)
+    proxy.add_fault("flip_request", count=1, method="PUT", query_contains="partNumber=2")
+    conn.upload(BUCKET, "big", data)  # the damaged part is caught by its MD5 (its CRC is ignored)
+    parts = [r for r in puts(proxy) if "partNumber" in r.query]
+    assert all("Content-MD5" in r.headers for r in parts)
+    assert conn.download(BUCKET, "big") == data
+    # A store that stops echoing what it echoed before: the part goes again with Content-MD5.
+    proxy.clear()
+    proxy.checksums = ChecksumStore()
+    conn.upload(BUCKET, "teach", os.urandom(6 * MiB))
+    conn._checks_for(conn.client)._verifies["upload_part"] = True  # as if every part had been echoed
+    proxy.clear()
+    proxy.checksums = _PutsOnly()
+    proxy.add_fault("flip_request", count=1, method="PUT", query_contains="partNumber=1")
+    conn.upload(BUCKET, "again", data)
+    first = [r for r in puts(proxy) if "partNumber=1" in r.query]
+    assert "Content-MD5" not in first[0].headers and "Content-MD5" in first[-1].headers
+    assert conn.download(BUCKET, "again") == data
+
+
+def test_checksum_crc32c_in_mock_mode_round_trips(tmp_path):
+    conn = s3po.Connection(checksum="crc32c", multipart_threshold=5 * MiB, part_size=5 * MiB)
+    with conn.mock(["mocked"]):
+        data = os.urandom(11 * MiB)
+        conn.upload("mocked", "big", data)
+        assert conn.download("mocked", "big") == data
+        conn.download_file("mocked", "big", str(tmp_path / "big"))
+        assert (tmp_path / "big").read_bytes() == data
+
+
+class _WrongCompletion(ChecksumStore):
+    """A store whose completion answers with another object's checksum."""
+
+    def begin(self, method, path, query, headers):
+        arrival = super().begin(method, path, query, headers)
+        answer_body = arrival.answer_body
+
+        def wrong(status, body):
+            body = answer_body(status, body)
+            return body.replace(b"<ChecksumCRC64NVME>", b"<ChecksumCRC64NVME>AAAA")
+        arrival.answer_body = wrong
+        return arrival
+
+
+def test_a_completion_echoing_another_checksum_fails_and_removes_the_object(proxy):
+    conn = make_connection(proxy.url, retries=0, **SMALL_PARTS)
+    conn.create_bucket(BUCKET)
+    proxy.checksums = _WrongCompletion()
+    with pytest.raises(s3po.UploadException, match="CRC64NVME"):
+        conn.upload(BUCKET, "big", os.urandom(11 * MiB))
+    assert not conn.exists(BUCKET, "big")
+
+
+def test_uploads_say_what_checked_them(wire_conn, proxy, verifying, caplog):
+    caplog.set_level(logging.DEBUG, logger="s3po.uploads")
+    wire_conn.upload(BUCKET, "first", b"one")
+    wire_conn.upload(BUCKET, "second", b"two")
+    said = [r.getMessage().rpartition("checked by ")[2] for r in caplog.records if "checked by" in r.getMessage()]
+    assert said == ["CRC64NVME and MD5", "CRC64NVME"]
+
+
+def test_a_checksum_chosen_on_a_store_that_never_echoes_is_said_once(proxy, caplog):
+    caplog.set_level(logging.INFO, logger="s3po")
+    conn = make_connection(proxy.url, retries=3, checksum="crc32")
+    conn.create_bucket(BUCKET)
+    conn.upload(BUCKET, "a", b"a")
+    conn.upload(BUCKET, "b", b"b")
+    said = [r.getMessage() for r in caplog.records if "did not confirm its CRC32" in r.getMessage()]
+    assert len(said) == 1
+
+
+def test_without_awscrt_crc32_is_sent_and_checked_and_other_crcs_fall_back_to_the_etag(
+        proxy, verifying, checked, monkeypatch):
+    with_crt = make_connection(proxy.url, retries=3)
+    with_crt.create_bucket(BUCKET)
+    with_crt.upload(BUCKET, "crc64", os.urandom(3000))
+    monkeypatch.setattr(checksums, "_available", {"crc32": available()["crc32"]})
+    conn = make_connection(proxy.url, retries=3)
+    conn.upload(BUCKET, "crc32", b"z" * 3000)
+    assert "x-amz-checksum-crc32" in puts(proxy)[-1].headers
+    assert conn.download(BUCKET, "crc32") == b"z" * 3000
+    conn.download(BUCKET, "crc64")
+    assert checked() == ["CRC32", "MD5"]
+
+
+@pytest.mark.parametrize("path", ["lean", "botocore"])
+def test_both_request_paths_learn_and_fall_back_alike(proxy, verifying, path):
+    conn = make_connection(proxy.url, retries=3, request_path=path)
+    conn.create_bucket(BUCKET)
+    proxy.clear()
+    proxy.checksums = verifying
+    conn.upload(BUCKET, "a", b"a")
+    conn.upload(BUCKET, "b", b"b")
+    assert ["Content-MD5" in r.headers for r in puts(proxy)] == [True, False]
+    proxy.clear()
+    other = make_connection(proxy.url, retries=3, request_path=path)
+    proxy.add_fault("status", count=1, method="PUT", status=400, code="InvalidArgument",
+                    header_contains=("x-amz-checksum-crc64nvme", ""))
+    other.upload(BUCKET, "c", b"c")
+    assert len(puts(proxy)) == 2 and other.download(BUCKET, "c") == b"c"
+
+
+def test_a_patched_program_moves_a_large_object_checked_by_crcs(wire_conn, proxy, verifying, tls_ca):
+    program = f"""
+        from gevent import monkey; monkey.patch_all()
+        import logging, os, s3po
+        logging.basicConfig(level=logging.DEBUG, format="%(message)s")
+        for name in ("botocore", "urllib3", "s3po.retry"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        conn = s3po.Connection(endpoint_url={proxy.url!r}, region_name="us-east-1", aws_access_key_id="a",
+                               aws_secret_access_key="b", part_size=5 * 2**20, multipart_threshold=5 * 2**20,
+                               verify={tls_ca.bundle if proxy.scheme == "https" else None!r})
+        data = os.urandom(13 * 2**20)
+        conn.upload({BUCKET!r}, "patched", data)
+        assert conn.download({BUCKET!r}, "patched") == data
+        print("patched" if monkey.is_module_patched("socket") else "threads")
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(program)], capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "patched"
+    assert "checked by CRC64NVME" in result.stderr and "download s3://s3po-test/patched" in result.stderr

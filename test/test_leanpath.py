@@ -234,7 +234,7 @@ class CannedServer:
                 self.requests.append(line.decode().strip())
                 status, headers, body = self.answers.pop(0)
                 lines = [f"HTTP/1.1 {status} X", *(f"{k}: {v}" for k, v in headers.items()),
-                         f"Content-Length: {len(body)}", "Date: " + email.utils.formatdate(usegmt=True)]
+                         f"Content-Length: {len(body)}", "Date: " + FIXED_DATE]
                 client.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if method == "HEAD" else body))
 
     def close(self):
@@ -246,6 +246,11 @@ def canned():
     server = CannedServer()
     yield server
     server.close()
+
+
+# One Date for every canned answer: a record made from an answer without Last-Modified
+# takes the answer's Date, and both paths must see the same one.
+FIXED_DATE = "Tue, 01 Dec 2026 11:12:31 GMT"
 
 
 def _error_body(code, message="the message"):

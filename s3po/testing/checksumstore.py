@@ -27,7 +27,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from ..checksums import Algorithm, Crc, available
+from ..checksums import Algorithm, Crc, available, combine_all
 
 __all__ = ["Arrival", "ChecksumStore", "Refusal"]
 
@@ -142,10 +142,7 @@ class Arrival:
             upload = self._store._uploads.get(self._path)
         if upload is None:
             return None
-        value = 0
-        for number in sorted(upload.parts):
-            crc, size = upload.parts[number]
-            value = upload.algorithm.combine(value, crc, size)
+        value = combine_all(upload.algorithm, (upload.parts[number] for number in sorted(upload.parts)))
         whole = upload.algorithm.encode(value)
         if upload.kind != "FULL_OBJECT":
             return None  # a checksum of the parts' checksums: not emulated
@@ -205,6 +202,6 @@ class Arrival:
         end = body.rfind(b"</CompleteMultipartUploadResult>")
         if end < 0:
             return body
-        tag = "Checksum" + self._stored.algorithm.name.upper()
+        tag = self._stored.algorithm.parameter
         added = f"<{tag}>{self._stored.value}</{tag}><ChecksumType>{self._stored.kind}</ChecksumType>".encode()
         return body[:end] + added + body[end:]
