@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import email.utils
 import functools
 import hashlib
 import socket
