@@ -40,6 +40,8 @@ def check_apart(src_bucket: str, src_prefix: str, dst_bucket: str, dst_prefix: s
     the source's keys as its own.
     """
     src_prefix, dst_prefix = folder_prefix(src_prefix), folder_prefix(dst_prefix)
+    if src_bucket == dst_bucket and src_prefix == dst_prefix:
+        raise ValueError(f"cannot copy s3://{src_bucket}/{src_prefix} onto itself: give another bucket or prefix")
     if src_bucket == dst_bucket and (src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix)):
         raise ValueError(f"cannot copy s3://{src_bucket}/{src_prefix} to s3://{dst_bucket}/{dst_prefix}: "
                          "one is inside the other")

@@ -22,7 +22,19 @@ from .errors import code_and_message, s3_url
 from .localtree import LocalFile, walk
 from .records import Key
 from .treepaths import Filter, check_apart, folder_prefix, inside, unsafe_reason
-from .treeplan import COMPARES, Bad, Entry, Item, Same, Step, checksum_of_file, newer_or_same_age, plan, same_size
+from .treeplan import (
+    COMPARES,
+    Bad,
+    Entry,
+    Item,
+    Same,
+    Step,
+    checksum_of_file,
+    newer_or_same_age,
+    plan,
+    same_size,
+    same_stored_object,
+)
 
 if TYPE_CHECKING:
     from .batch import Batch, CallError
@@ -351,8 +363,8 @@ def _same_objects(compare: str) -> Same:
     if compare == "size":
         return same_size
     if compare == "checksum":
-        return lambda source, destination: (source.size == destination.size and source.etag is not None
-                                            and source.etag == destination.etag)
+        return lambda source, destination: same_stored_object(source.size, source.etag, destination.size,
+                                                              destination.etag)
     return lambda source, destination: (source.size == destination.size
                                         and newer_or_same_age(source.mtime, destination.mtime))
 

@@ -6,7 +6,8 @@ per finished shard, ``shards/<shard id>.json``, with that shard's result (its co
 and failed keys), so the report of a rerun still covers the whole job. Only the
 driver writes it, once a shard's result has reached it: a task that dies after its
 work but before its result arrived is run again, never skipped. A rerun of another
-job (another operation, bucket, prefix, planner or target) is refused.
+job (another operation, bucket, prefix, planner or setting) is refused. Shards whose
+result has failed keys are not recorded (the driver decides), so a rerun does them again.
 """
 
 from __future__ import annotations
