@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import weakref
+from datetime import datetime
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -86,6 +87,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 # Spelled out here: inside class Connection, "list" names the method.
 Names = Iterator[str]
 Entries = Iterator[Union[Key, Prefix]]
+OwnedBuckets = list[tuple[str, Optional[datetime]]]
 
 
 def _backgroundable(method: F) -> F:
@@ -313,7 +315,7 @@ class Connection(LegacyNames):
             checks = self._store_checks.setdefault(client, StoreChecks(self.checksum, endpoint))
         return checks
 
-    def _run(self, operation: str, error_class: type[S3POException], bucket: str, key: Optional[str],
+    def _run(self, operation: str, error_class: type[S3POException], bucket: Optional[str], key: Optional[str],
              work: Callable[[CallContext], T], retries: Optional[int] = None) -> T:
         """Run ``work`` in a new call context; every failure of S3 leaves as an s3po error.
 
@@ -794,6 +796,10 @@ class Connection(LegacyNames):
         """Create ``bucket`` in the client's region; a bucket you already own is fine."""
         check_bucket(bucket)
         self._run("create_bucket", S3POException, bucket, None, lambda ctx: buckets.create_bucket(ctx, bucket))
+
+    def list_buckets(self) -> OwnedBuckets:
+        """The buckets the credentials own, as (name, creation date in UTC), retried as every call is."""
+        return self._run("list_buckets", S3POException, None, None, buckets.list_buckets)
 
     # -- whole trees (s3po/trees.py) ---------------------------------------------------
 
