@@ -670,6 +670,16 @@ class Connection(LegacyNames):
         return self._run("head", DownloadException, bucket, key, lambda ctx: metadata.head(ctx, bucket, key),
                          retries)
 
+    def _stored_checksum(self, bucket: str, key: str) -> Optional[tuple[str, str]]:
+        """The object's full-object checksum (algorithm, base64), or None (see metadata.stored_checksum_of).
+
+        Not public: a HEAD with checksum mode needs kms:Decrypt on KMS-encrypted objects,
+        which a plain HEAD does not; only the comparison of copies asks it.
+        """
+        result: Optional[tuple[str, str]] = self._run(
+            "head", DownloadException, bucket, key, lambda ctx: metadata.stored_checksum_of(ctx, bucket, key))
+        return result
+
     @overload
     def exists(self, bucket: str, key: str, *, background: Literal[False] = False,
                **options: "Unpack[HeadOptions]") -> bool: ...

@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Optional, TypeVar, Union
 from .parts import choose_part_size, multipart_part_count
 
 __all__ = ["COMPARES", "Bad", "Item", "Step", "TreeOrderError", "checksum_of_file", "ordered", "pairs", "plan",
-           "same_stored_object", "sort_key"]
+           "sort_key"]
 
 COMPARES = ("size-mtime", "size", "checksum")
 
@@ -173,14 +173,6 @@ def ordered(entries: Iterator[A], name: Callable[[A], str], side: str) -> Iterat
 
 
 # -- when two items are the same ------------------------------------------------------------
-
-
-def same_stored_object(size: Optional[int], etag: Optional[str], other_size: Optional[int],
-                       other_etag: Optional[str]) -> bool:
-    """Two stored objects hold the same bytes, as far as their listings tell: the same
-    size and the same ETag. (A copy of an object uploaded in parts has an ETag of its
-    own, so such a pair is never seen as the same.)"""
-    return size is not None and size == other_size and etag is not None and etag == other_etag
 
 
 def same_size(source: Item, destination: Item) -> bool:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Mappi
 
 from .deletestream import DeleteStream
 from .errors import code_and_message, s3_url
+from .identical import identical
 from .localtree import LocalFile, walk
 from .records import Key
 from .treepaths import Filter, check_apart, folder_prefix, inside, unsafe_reason
@@ -33,7 +34,6 @@ from .treeplan import (
     newer_or_same_age,
     plan,
     same_size,
-    same_stored_object,
 )
 
 if TYPE_CHECKING:
@@ -252,7 +252,7 @@ def copy_tree(connection: "Connection", src_bucket: str, src_prefix: str, dst_bu
     run = _Run(connection, options, delete_bucket=dst_bucket)
     source = _remote_items(connection, src_bucket, src_prefix, list_from)
     destination = _remote_items(connection, dst_bucket, dst_prefix) if options.sync else iter(())
-    same = _same_objects(options.compare)
+    same = _same_objects(options.compare, connection, src_bucket, src_prefix, dst_bucket, dst_prefix)
 
     def transfer(batch: "Batch", step: Step) -> None:
         assert step.source is not None
@@ -359,12 +359,15 @@ def _same(compare: str, *, local_is_source: bool, part_size: Optional[int], resi
                                         or abs(source.mtime - destination.mtime) < STAMP_TOLERANCE_S)
 
 
-def _same_objects(compare: str) -> Same:
+def _same_objects(compare: str, connection: "Connection", src_bucket: str, src_prefix: str, dst_bucket: str,
+                  dst_prefix: str) -> Same:
     if compare == "size":
         return same_size
     if compare == "checksum":
-        return lambda source, destination: same_stored_object(source.size, source.etag, destination.size,
-                                                              destination.etag)
+        def same_content(source: Item, destination: Item) -> bool:
+            return identical(connection, Key(src_bucket, src_prefix + source.relative, source.size, source.etag),
+                             Key(dst_bucket, dst_prefix + destination.relative, destination.size, destination.etag))
+        return same_content
     return lambda source, destination: (source.size == destination.size
                                         and newer_or_same_age(source.mtime, destination.mtime))
 

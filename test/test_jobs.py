@@ -452,3 +452,14 @@ def test_a_program_that_patched_threads_but_not_sockets_is_refused():
                "    print(exc)\n")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
     assert "cannot run in a gevent-patched process" in done.stdout and "threading" in done.stdout, done.stderr
+
+
+def test_copy_skips_a_copy_of_an_object_uploaded_in_parts_by_its_stored_checksum():
+    conn = make_connection(multipart_threshold=5 * 1024 * 1024, part_size=5 * 1024 * 1024)
+    with conn.mock(buckets=[BUCKET, "dst"]):
+        conn.upload(BUCKET, "m/big", os.urandom(11 * 1024 * 1024))
+        action = Copy("m/", "dst", "m/")
+        assert run_shard(conn, Shard(BUCKET, "m/"), action, jobs=1).succeeded == 1
+        for shard in (Shard(BUCKET, "m/"), KeyList(BUCKET, ("m/big",))):  # listed, and looked up
+            result = run_shard(conn, shard, action, jobs=1)
+            assert (result.succeeded, result.skipped) == (0, 1)

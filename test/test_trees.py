@@ -136,6 +136,20 @@ def test_checksum_compare_of_a_multipart_object(tmp_path):
         assert conn.download_tree(BUCKET, "p", tmp_path / "out", sync=True, compare="checksum").skipped == 1
 
 
+def test_a_copy_of_a_multipart_object_is_seen_the_same_by_its_stored_checksum(tmp_path):
+    conn = make_connection(multipart_threshold=5 * MiB, part_size=5 * MiB)
+    with conn.mock(buckets=[BUCKET]):
+        conn.upload(BUCKET, "src/big", os.urandom(11 * MiB))
+        conn.upload(BUCKET, "src/small", b"small")
+        assert conn.copy_tree(BUCKET, "src", BUCKET, "dst").transferred == 2
+        assert next(conn.objects(BUCKET, "src/")).etag != next(conn.objects(BUCKET, "dst/")).etag
+        again = conn.copy_tree(BUCKET, "src", BUCKET, "dst", sync=True, compare="checksum")
+        assert (again.transferred, again.skipped) == (0, 2)
+        conn.upload(BUCKET, "dst/big", os.urandom(11 * MiB))  # the same size, other bytes
+        again = conn.copy_tree(BUCKET, "src", BUCKET, "dst", sync=True, compare="checksum")
+        assert (again.transferred, again.skipped) == (1, 1)
+
+
 def test_include_and_exclude_with_exclude_winning(mocked, tmp_path):
     source = make_tree(tmp_path / "src")
     report = mocked.upload_tree(BUCKET, "", source, include=["*.txt"], exclude=["a/*"])

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 from ..deleting import chunked, outcome
 from ..errors import DownloadException, NotFound
+from ..identical import identical
 from ..records import Key
 from ..treepaths import check_apart, folder_prefix
-from ..treeplan import ordered, pairs, same_stored_object
+from ..treeplan import ordered, pairs
 from .paths import local_path
 from .report import FailedKey
 from .shards import Shard, ShardLike
@@ -73,7 +74,8 @@ class Copy:
     and ETag is left alone. For a listed shard the destination's matching range is
     listed beside it (one request per 1,000 keys, not a HEAD per key); keys from a
     file or an inventory are looked up with a HEAD each. A source uploaded in parts
-    has an ETag its copy never has (the copy is one part), so it is copied again.
+    has an ETag its copy never has (the copy is one part): for such a pair, their
+    stored full-object checksums decide (s3po.identical).
     """
 
     src_prefix: str
@@ -119,7 +121,7 @@ class Copy:
                     existing = _head_or_none(conn, self.dst_bucket, target)
                     if existing is not None and source.etag is None:
                         source = conn.head(source.bucket, source.key)
-                if existing is not None and _identical(source, existing):
+                if existing is not None and identical(conn, source, existing):
                     tally.skip(source)
                     return
             copied = conn.copy(source.bucket, source.key, self.dst_bucket, target)
@@ -147,9 +149,6 @@ def _head_or_none(conn: "Connection", bucket: str, key: str) -> Optional[Key]:
             raise
         return None
 
-
-def _identical(source: Key, target: Key) -> bool:
-    return same_stored_object(source.size, source.etag, target.size, target.etag)
 
 
 @dataclass(frozen=True)
