@@ -832,9 +832,13 @@ class Connection(LegacyNames):
         - ``dry_run=True``: change nothing; ``report.planned`` lists what would be done.
         - ``progress(TreeProgress)``: after each step and as bytes move (calls never overlap).
         - ``jobs``: requests in flight (default: ``max_connections``).
-        - ``compress``, ``headers``: as for ``upload_file``, for every file.
+        - ``compress``, ``headers``: as for ``upload_file``, for every file. With
+          ``compress``, a ``sync`` compares by age alone (the object not older than the
+          file): sizes differ; "size" and "checksum" are refused (ValueError).
 
         Returns a TreeReport; failures of single files are in ``report.failed``, not raised.
+        Symlinks to folders, folders that cannot be read and names that are not UTF-8
+        are reported as failures, and ``delete`` removes nothing below such a folder.
         The listing streams and the two sides are compared as two sorted streams: memory
         does not grow with the number of files. Interrupted (Ctrl-C, an exception in a
         progress callback), it leaves no multipart upload behind.
@@ -860,9 +864,11 @@ class Connection(LegacyNames):
 
         Options as for ``upload_tree`` (``delete`` removes local files that have no key);
         ``decompress`` as for ``download_file``. Each file gets its object's LastModified
-        as mtime, so a second ``sync`` moves nothing. Never writes outside ``directory``:
-        keys whose relative part is absolute, has a ".", ".." or empty component, a NUL
-        or a component over 255 bytes, and keys that would write through a symlink
+        as mtime, so a second ``sync`` moves nothing (with ``decompress``, a file whose
+        mtime is exactly that stamp is the same even where its size is not the stored
+        one). Never writes outside ``directory``: keys whose relative part is absolute,
+        has a ".", ".." or empty component, a NUL, this system's other path separator or
+        a component over 255 bytes, and keys that would write through a symlink
         pointing outside, are reported as failures; folder markers ("a/") make folders;
         a key below another key (``a/b`` below ``a``) is a conflict, reported. A failed
         or interrupted download leaves no temporary and no partial file.
@@ -884,8 +890,10 @@ class Connection(LegacyNames):
                   jobs: Optional[int] = None) -> "TreeReport":
         """Copy every key under ``src_prefix`` to ``dst_prefix``, server-side.
 
-        Options as for ``upload_tree``; "checksum" compares ETags. Prefixes of one bucket
-        that hold one another are refused (ValueError).
+        Options as for ``upload_tree``; "checksum" compares ETags, and where they cannot
+        tell (an object uploaded in parts and its copy) the stored full-object checksums,
+        one HEAD of each. Prefixes of one bucket that hold one another are refused
+        (ValueError).
         """
         from . import trees
 

@@ -426,7 +426,8 @@ def test_a_delete_counts_what_s3_deleted_when_it_refuses_part_of_a_request(mocke
     monkeypatch.setattr(deleting, "delete_keys", refusing_the_first)
     result = run_shard(mocked, Shard(BUCKET, "r/"), Delete(), jobs=1)
     assert (result.objects, result.succeeded) == (5, 4)
-    assert [(row.key, row.error_code, row.message) for row in result.failed] == [("r/0", "AccessDenied", "Access Denied")]
+    assert [(row.key, row.error_code, row.message) for row in result.failed] == [
+        ("r/0", "AccessDenied", "Access Denied")]
     assert list(mocked.list(BUCKET, "r/")) == ["r/0"]
 
 

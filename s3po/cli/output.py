@@ -201,7 +201,8 @@ class Output:
             return None
         elapsed = max(now - self.started, 1e-6)
         if isinstance(snapshot, Listed):
-            return f"listed {snapshot.objects} objects, {human_bytes(snapshot.bytes)}, {snapshot.objects / elapsed:.0f}/s"
+            rate = snapshot.objects / elapsed
+            return f"listed {snapshot.objects} objects, {human_bytes(snapshot.bytes)}, {rate:.0f}/s"
         rate = snapshot.bytes_done / elapsed
         more = "" if snapshot.planning_done else "+"
         left = snapshot.bytes_total - snapshot.bytes_done
