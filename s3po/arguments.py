@@ -7,7 +7,7 @@ import os
 import re
 from typing import Any
 
-__all__ = ["check_bucket", "check_key", "check_path", "check_positive_int"]
+__all__ = ["check_bucket", "check_key", "check_path", "check_positive_int", "parse_s3_url"]
 
 MAX_KEY_BYTES = 1024
 _BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
@@ -59,3 +59,23 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
     return value
+
+
+def parse_s3_url(url: Any, what: str = "URL") -> tuple[str, str]:
+    """``s3://bucket/key`` as (bucket, key); the key may be empty (the whole bucket).
+
+    ValueError, naming ``what``, for anything else: another scheme, ``s3:/b``, no
+    bucket, a bucket name S3 would refuse.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"{what} must be an s3:// URL (str), not {type(url).__name__}")
+    if not url.startswith("s3://"):
+        raise ValueError(f"bad {what} {url!r}: an S3 URL is s3://bucket/key")
+    bucket, _, key = url[len("s3://"):].partition("/")
+    if not bucket:
+        raise ValueError(f"bad {what} {url!r}: no bucket name")
+    try:
+        check_bucket(bucket)
+    except ValueError as exc:
+        raise ValueError(f"bad {what} {url!r}: {exc}") from None
+    return bucket, key

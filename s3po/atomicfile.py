@@ -3,6 +3,7 @@
 Written beside the target under a temporary name and renamed into place once done;
 on any failure (an exception, Ctrl-C, a cancelled batch) the temporary files are
 removed, the folders made for it too, and whatever was at the path stays as it was.
+Downloads land this way, and so do the files of a job (its ledger, its report).
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import secrets
 import threading
 from typing import IO, Any, Optional
 
-__all__ = ["AtomicFile"]
+from .treepaths import MAX_NAME_BYTES
+
+__all__ = ["AtomicFile", "temporary_name"]
+
+TEMPORARY_SUFFIX = ".s3po-part"
 
 # Folders made for downloads and not yet known to hold a finished file. Several
 # downloads may share one (a batch into a new folder): whichever fails last finds it
@@ -43,7 +48,7 @@ class AtomicFile:
 
     def __enter__(self) -> "AtomicFile":
         if os.path.isdir(self.path):
-            raise IsADirectoryError(errno.EISDIR, "cannot download to a directory", self.path)
+            raise IsADirectoryError(errno.EISDIR, "a folder is where the file would go", self.path)
         try:
             _make_folders(self._folder)
         except (FileExistsError, NotADirectoryError) as exc:
@@ -62,7 +67,7 @@ class AtomicFile:
         return self._open("wb", os.O_WRONLY)
 
     def _open(self, mode: str, flags: int) -> IO[bytes]:
-        temporary = os.path.join(self._folder, f".{self._name}.{secrets.token_hex(6)}.s3po-part")
+        temporary = os.path.join(self._folder, temporary_name(self._name))
         try:
             # os.open honours the umask, so the final file gets the usual permissions.
             fd = os.open(temporary, flags | os.O_CREAT | os.O_EXCL, 0o666)
@@ -112,6 +117,16 @@ class AtomicFile:
                     return  # other downloads' files (or temporary files) are in it
                 _made_folders.discard(folder)
             folder = os.path.dirname(folder)
+
+
+def temporary_name(name: str) -> str:
+    """``.{name}.{random}.s3po-part``, with ``name`` cut short (by whole characters)
+    where the whole would pass the longest name a file system takes."""
+    tag = secrets.token_hex(6)
+    room = MAX_NAME_BYTES - len(f"..{tag}{TEMPORARY_SUFFIX}")
+    while len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return f".{name}.{tag}{TEMPORARY_SUFFIX}"
 
 
 def _make_folders(folder: str) -> None:

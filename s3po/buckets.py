@@ -1,13 +1,15 @@
-"""Buckets: creating one in the client's region."""
+"""Buckets: creating one in the client's region, listing those the credentials own."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Optional
 
 from .context import CallContext
 from .errors import error_code, s3_url
+from .records import utc
 
-__all__ = ["create_bucket"]
+__all__ = ["create_bucket", "list_buckets"]
 
 
 def create_bucket(ctx: CallContext, bucket: str) -> None:
@@ -22,3 +24,9 @@ def create_bucket(ctx: CallContext, bucket: str) -> None:
     except Exception as exc:
         if error_code(exc) != "BucketAlreadyOwnedByYou":
             raise
+
+
+def list_buckets(ctx: CallContext) -> list[tuple[str, Optional[datetime]]]:
+    """(name, creation date in UTC) of every bucket the credentials own."""
+    response = ctx.request("list_buckets", what="list buckets")
+    return [(entry["Name"], utc(entry.get("CreationDate"))) for entry in response.get("Buckets", ())]

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import weakref
+from datetime import datetime
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -86,6 +87,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 # Spelled out here: inside class Connection, "list" names the method.
 Names = Iterator[str]
 Entries = Iterator[Union[Key, Prefix]]
+OwnedBuckets = list[tuple[str, Optional[datetime]]]
 
 
 def _backgroundable(method: F) -> F:
@@ -318,7 +320,7 @@ class Connection(LegacyNames):
             checks = self._store_checks.setdefault(client, made)
         return checks
 
-    def _run(self, operation: str, error_class: type[S3POException], bucket: str, key: Optional[str],
+    def _run(self, operation: str, error_class: type[S3POException], bucket: Optional[str], key: Optional[str],
              work: Callable[[CallContext], T], retries: Optional[int] = None) -> T:
         """Run ``work`` in a new call context; every failure of S3 leaves as an s3po error.
 
@@ -673,6 +675,16 @@ class Connection(LegacyNames):
         return self._run("head", DownloadException, bucket, key, lambda ctx: metadata.head(ctx, bucket, key),
                          retries)
 
+    def _stored_checksum(self, bucket: str, key: str) -> Optional[tuple[str, str]]:
+        """The object's full-object checksum (algorithm, base64), or None (see metadata.stored_checksum_of).
+
+        Not public: a HEAD with checksum mode needs kms:Decrypt on KMS-encrypted objects,
+        which a plain HEAD does not; only the comparison of copies asks it.
+        """
+        result: Optional[tuple[str, str]] = self._run(
+            "head", DownloadException, bucket, key, lambda ctx: metadata.stored_checksum_of(ctx, bucket, key))
+        return result
+
     @overload
     def exists(self, bucket: str, key: str, *, background: Literal[False] = False,
                **options: "Unpack[HeadOptions]") -> bool: ...
@@ -800,6 +812,10 @@ class Connection(LegacyNames):
         check_bucket(bucket)
         self._run("create_bucket", S3POException, bucket, None, lambda ctx: buckets.create_bucket(ctx, bucket))
 
+    def list_buckets(self) -> OwnedBuckets:
+        """The buckets the credentials own, as (name, creation date in UTC), retried as every call is."""
+        return self._run("list_buckets", S3POException, None, None, buckets.list_buckets)
+
     # -- whole trees (s3po/trees.py) ---------------------------------------------------
 
     def upload_tree(self, bucket: str, prefix: str, directory: PathLike, *,
@@ -821,9 +837,13 @@ class Connection(LegacyNames):
         - ``dry_run=True``: change nothing; ``report.planned`` lists what would be done.
         - ``progress(TreeProgress)``: after each step and as bytes move (calls never overlap).
         - ``jobs``: requests in flight (default: ``max_connections``).
-        - ``compress``, ``headers``: as for ``upload_file``, for every file.
+        - ``compress``, ``headers``: as for ``upload_file``, for every file. With
+          ``compress``, a ``sync`` compares by age alone (the object not older than the
+          file): sizes differ; "size" and "checksum" are refused (ValueError).
 
         Returns a TreeReport; failures of single files are in ``report.failed``, not raised.
+        Symlinks to folders, folders that cannot be read and names that are not UTF-8
+        are reported as failures, and ``delete`` removes nothing below such a folder.
         The listing streams and the two sides are compared as two sorted streams: memory
         does not grow with the number of files. Interrupted (Ctrl-C, an exception in a
         progress callback), it leaves no multipart upload behind.
@@ -849,9 +869,11 @@ class Connection(LegacyNames):
 
         Options as for ``upload_tree`` (``delete`` removes local files that have no key);
         ``decompress`` as for ``download_file``. Each file gets its object's LastModified
-        as mtime, so a second ``sync`` moves nothing. Never writes outside ``directory``:
-        keys whose relative part is absolute, has a ".", ".." or empty component, a NUL
-        or a component over 255 bytes, and keys that would write through a symlink
+        as mtime, so a second ``sync`` moves nothing (with ``decompress``, a file whose
+        mtime is exactly that stamp is the same even where its size is not the stored
+        one). Never writes outside ``directory``: keys whose relative part is absolute,
+        has a ".", ".." or empty component, a NUL, this system's other path separator or
+        a component over 255 bytes, and keys that would write through a symlink
         pointing outside, are reported as failures; folder markers ("a/") make folders;
         a key below another key (``a/b`` below ``a``) is a conflict, reported. A failed
         or interrupted download leaves no temporary and no partial file.
@@ -873,8 +895,10 @@ class Connection(LegacyNames):
                   jobs: Optional[int] = None) -> "TreeReport":
         """Copy every key under ``src_prefix`` to ``dst_prefix``, server-side.
 
-        Options as for ``upload_tree``; "checksum" compares ETags. Prefixes of one bucket
-        that hold one another are refused (ValueError).
+        Options as for ``upload_tree``; "checksum" compares ETags, and where they cannot
+        tell (an object uploaded in parts and its copy) the stored full-object checksums,
+        one HEAD of each. Prefixes of one bucket that hold one another are refused
+        (ValueError).
         """
         from . import trees
 

@@ -16,6 +16,7 @@ __all__ = [
     "S3POException",
     "UploadException",
     "UploadNotFound",
+    "code_and_message",
     "describe",
     "translate",
 ]
@@ -219,3 +220,28 @@ def describe(exc: BaseException) -> str:
         return f"{code} (HTTP {http_status(exc)}) {text}".strip()
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
+
+
+def code_and_message(exc: BaseException) -> tuple[str, str]:
+    """What a report says of one failure: an error code, and one line.
+
+    The code is S3's own where there was one; "LocalError" for a file's trouble (an
+    OSError); else the kind of error, that of its cause for an s3po error without a
+    code (ChecksumMismatch, say). The line names the file of a local error, and the
+    kind of error where the text alone would not say it.
+    """
+    if isinstance(exc, S3POException) and exc.code:
+        code = exc.code
+    elif isinstance(exc, OSError):
+        code = "LocalError"
+    elif isinstance(exc, S3POException) and exc.__cause__ is not None:
+        code = type(exc.__cause__).__name__
+    else:
+        code = type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return code, f"{exc.filename}: {exc.strerror or exc}"
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if not isinstance(exc, S3POException) and type(exc).__name__ not in line:
+        line = f"{type(exc).__name__}: {line}"
+    return code, line

@@ -6,7 +6,7 @@ import heapq
 from typing import Any, Iterator, Mapping, Optional, Union
 
 from .context import CallContext
-from .errors import s3_url
+from .errors import DownloadException, s3_url
 from .records import Key, Prefix, from_listing
 
 __all__ = ["entries", "names", "objects", "pages"]
@@ -27,9 +27,15 @@ def pages(ctx: CallContext, bucket: str, prefix: str, delimiter: Optional[str],
     while True:
         page = ctx.request("list_objects_v2", what=f"list {s3_url(bucket, prefix)}", **request)
         yield page
-        token = page.get("NextContinuationToken")
-        if not page.get("IsTruncated") or not token:
+        if not page.get("IsTruncated"):
             return
+        token = page.get("NextContinuationToken")
+        if not token:
+            # Taking the listing for complete would make a sync delete every key past here.
+            raise DownloadException(
+                f"list {s3_url(bucket, prefix)} failed: the store says more keys follow but gave no "
+                "continuation token to list them with", bucket=bucket, key=prefix, code="TruncatedListing",
+                operation="list")
         request["ContinuationToken"] = token
 
 

@@ -6,13 +6,14 @@ missing; one more request, made only then, tells them apart.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
+from .checksums import ALGORITHMS
 from .context import CallContext
 from .errors import DownloadException, http_status, s3_url, translate
 from .records import Key, from_head
 
-__all__ = ["bucket_exists", "exists", "head", "head_response"]
+__all__ = ["bucket_exists", "exists", "head", "head_response", "stored_checksum_of"]
 
 
 def head_response(ctx: CallContext, bucket: str, key: str, operation: str = "head",
@@ -31,6 +32,22 @@ def head_response(ctx: CallContext, bucket: str, key: str, operation: str = "hea
 
 def head(ctx: CallContext, bucket: str, key: str) -> Key:
     return from_head(bucket, key, head_response(ctx, bucket, key))
+
+
+def stored_checksum_of(ctx: CallContext, bucket: str, key: str) -> Optional[tuple[str, str]]:
+    """The object's full-object checksum as the store keeps it, (algorithm, base64 value), or None.
+
+    A HEAD with checksum mode. A checksum of parts' checksums (``<base64>-<parts>``, a
+    COMPOSITE multipart upload) is not of the whole object: None.
+    """
+    response = head_response(ctx, bucket, key, ChecksumMode="ENABLED")
+    if response.get("ChecksumType") not in (None, "FULL_OBJECT"):
+        return None
+    for name in ALGORITHMS:
+        value = response.get("Checksum" + name.upper())
+        if isinstance(value, str) and value and "-" not in value:
+            return name, value
+    return None
 
 
 def exists(ctx: CallContext, bucket: str, key: str) -> bool:

@@ -13,9 +13,12 @@ import os
 import re
 from typing import Iterable, Optional
 
-__all__ = ["MAX_NAME_BYTES", "Filter", "folder_prefix", "inside", "join_key", "unsafe_reason"]
+__all__ = ["MAX_NAME_BYTES", "Filter", "check_apart", "folder_prefix", "inside", "join_key", "unsafe_reason"]
 
 MAX_NAME_BYTES = 255  # NAME_MAX of every common file system
+# Separators of this platform's paths other than "/" (a backslash on Windows): in a key they are
+# plain characters, but joined onto a folder they would split the name.
+OTHER_SEPARATORS = tuple(sep for sep in (os.sep, os.altsep) if sep and sep != "/")
 
 
 def folder_prefix(prefix: str) -> str:
@@ -27,6 +30,21 @@ def folder_prefix(prefix: str) -> str:
 
 def join_key(prefix: str, relative: str) -> str:
     return prefix + relative
+
+
+def check_apart(src_bucket: str, src_prefix: str, dst_bucket: str, dst_prefix: str) -> None:
+    """ValueError when, in one bucket, one folder prefix holds the other (or they are the same).
+
+    A copy into a prefix inside its source would list (and copy again) its own copies;
+    a copy onto a prefix holding its source would make a sync of the destination see
+    the source's keys as its own.
+    """
+    src_prefix, dst_prefix = folder_prefix(src_prefix), folder_prefix(dst_prefix)
+    if src_bucket == dst_bucket and src_prefix == dst_prefix:
+        raise ValueError(f"cannot copy s3://{src_bucket}/{src_prefix} onto itself: give another bucket or prefix")
+    if src_bucket == dst_bucket and (src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix)):
+        raise ValueError(f"cannot copy s3://{src_bucket}/{src_prefix} to s3://{dst_bucket}/{dst_prefix}: "
+                         "one is inside the other")
 
 
 def unsafe_reason(relative: str) -> Optional[str]:
@@ -46,6 +64,8 @@ def unsafe_reason(relative: str) -> Optional[str]:
             return "empty path component"
         if part in (".", ".."):
             return f"'{part}' path component"
+        if any(sep in part for sep in OTHER_SEPARATORS):
+            return "a path separator of this system inside a name"
         if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             return f"path component longer than {MAX_NAME_BYTES} bytes"
     return None
@@ -66,16 +86,26 @@ class Filter:
 
     Patterns match the whole relative path with "/" separators; ``*`` also crosses
     "/", as in ``aws s3``. No include patterns means everything is included.
+    ``pattern`` (a wildcard's part after its folder, on the command line) must match
+    as well: it narrows what the includes choose, never widens it.
     """
 
-    def __init__(self, include: Optional[Iterable[str]] = None, exclude: Optional[Iterable[str]] = None) -> None:
+    def __init__(self, include: Optional[Iterable[str]] = None, exclude: Optional[Iterable[str]] = None, *,
+                 pattern: Optional[str] = None) -> None:
         self._include = _compiled("include", include)
         self._exclude = _compiled("exclude", exclude)
+        self._pattern = _compiled("pattern", pattern)
 
     def __call__(self, relative: str) -> bool:
-        if self._exclude is not None and self._exclude.match(relative):
+        if self.excludes(relative):
+            return False
+        if self._pattern is not None and not self._pattern.match(relative):
             return False
         return self._include is None or bool(self._include.match(relative))
+
+    def excludes(self, relative: str) -> bool:
+        """True when an exclude pattern matches ``relative``."""
+        return self._exclude is not None and bool(self._exclude.match(relative))
 
 
 def _compiled(name: str, patterns: Optional[Iterable[str]]) -> Optional["re.Pattern[str]"]:

@@ -1,12 +1,14 @@
 """The plan of a tree transfer: two sorted streams merged into steps, in bounded memory.
 
 The source and the destination arrive as streams of Items sorted by the UTF-8 bytes of
-their relative paths (S3's listing order; localtree sorts the local walk the same way).
-Walking both at once tells, for each relative path, whether it is only in the source
-(transfer), in both (transfer, or skip when ``sync`` finds them the same) or only in the
-destination (delete, when asked): no dict of all keys is ever built. A stream that is
-not in order stops the plan with TreeOrderError, since a mis-ordered merge would plan
-wrong deletions.
+their relative paths (S3's listing order; localtree sorts the local walk the same way,
+with ``sort_key``). Walking both at once tells, for each relative path, whether it is
+only in the source (transfer), in both (transfer, or skip when ``sync`` finds them the
+same) or only in the destination (delete, when asked): no dict of all keys is ever
+built. A stream that is not in order stops the plan with TreeOrderError, since a
+mis-ordered merge would plan wrong deletions. A folder of the source that could not be
+read (a Bad with ``fence`` set) is a fence: nothing below it is deleted
+from the destination, since what the source holds there is not known.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, TypeVar, Union
 
 from .parts import choose_part_size, multipart_part_count
 
-__all__ = ["COMPARES", "Bad", "Item", "Step", "TreeOrderError", "checksum_of_file", "plan", "sort_key"]
+__all__ = ["COMPARES", "Bad", "Item", "Step", "TreeOrderError", "checksum_of_file", "ordered", "pairs", "plan",
+           "sort_key"]
 
 COMPARES = ("size-mtime", "size", "checksum")
 
@@ -36,12 +39,17 @@ class Item:
 
 @dataclass(frozen=True)
 class Bad:
-    """An entry of the source that cannot be transferred (an unsafe key, a conflict...)."""
+    """An entry of the source that cannot be transferred (an unsafe key, a conflict...).
+
+    ``fence``: a folder whose contents are not known (it could not be read); its
+    relative path ends with "/", and nothing below it is deleted from the destination.
+    """
 
     relative: str
     location: str
     reason: str
     code: str = "Unsafe"
+    fence: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,41 +69,72 @@ class TreeOrderError(RuntimeError):
 
 Entry = Union[Item, Bad]
 Same = Callable[[Item, Item], bool]
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 def sort_key(relative: str) -> bytes:
-    return relative.encode("utf-8", "surrogatepass")
+    """The bytes a relative path sorts by: its UTF-8 (S3's order), or for a local name
+    that is not UTF-8, the bytes it has on disk (its surrogate escapes undone)."""
+    try:
+        return relative.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no byte stands for (a Windows name)
+        return relative.encode("utf-8", "surrogatepass")
 
 
 def plan(source: Iterator[Entry], destination: Iterator[Entry], *, sync: bool, delete: bool,
-         same: Same, wanted: Callable[[str], bool]) -> Iterator[Step]:
+         same: Same, wanted: Callable[[str], bool],
+         excluded: Optional[Callable[[str], bool]] = None) -> Iterator[Step]:
     """The steps that make the destination hold the source (see the module docstring).
 
-    Entries ``wanted`` rejects (include/exclude) are on neither side. Without ``sync``
-    the destination is not read at all: every source item is transferred.
+    Entries ``wanted`` rejects (include/exclude) are on neither side. An unreadable
+    folder of the source is left out only when ``excluded`` says so of its path
+    ("private/", which "private/*" excludes): what an include pattern would choose
+    inside it cannot be known. Without ``sync`` the destination is not read at all:
+    every source item is transferred.
     """
-    sources = _ordered(_filtered(source, wanted), "source")
+    sources = ordered(_filtered(source, wanted, excluded), lambda entry: entry.relative, "source")
     if not sync:
         for entry in sources:
             yield _from_source(entry, None, same, sync)
         return
-    destinations = _ordered(_filtered(destination, wanted), "destination")
-    theirs = next(destinations, None)
-    for entry in sources:
-        mine = sort_key(entry.relative)
-        while theirs is not None and sort_key(theirs.relative) < mine:
-            if delete and isinstance(theirs, Item):
+    destinations = ordered(_filtered(destination, wanted, excluded), lambda entry: entry.relative,
+                           "destination")
+    fence: Optional[str] = None  # the folder of the source last found unreadable
+    for mine, theirs in pairs(sources, destinations, lambda entry: entry.relative, lambda entry: entry.relative):
+        if mine is None:
+            assert theirs is not None
+            fenced = fence is not None and theirs.relative.startswith(fence)
+            if delete and isinstance(theirs, Item) and not fenced:
                 yield Step("delete", theirs.relative, destination=theirs)
-            theirs = next(destinations, None)
-        if theirs is not None and theirs.relative == entry.relative:
-            yield _from_source(entry, theirs if isinstance(theirs, Item) else None, same, sync)
-            theirs = next(destinations, None)
+            continue
+        if isinstance(mine, Bad) and mine.fence:
+            fence = mine.relative
+        yield _from_source(mine, theirs if isinstance(theirs, Item) else None, same, sync)
+
+
+def pairs(source: Iterator[A], destination: Iterator[B], source_name: Callable[[A], str],
+          destination_name: Callable[[B], str]) -> Iterator[tuple[Optional[A], Optional[B]]]:
+    """Two streams sorted by name (``sort_key``) walked side by side, in that order.
+
+    ``(a, b)`` for a name both have, ``(a, None)`` for one only the source has,
+    ``(None, b)`` for one only the destination has. Each stream is read one item
+    ahead at most.
+    """
+    theirs = next(destination, None)
+    for mine in source:
+        name = sort_key(source_name(mine))
+        while theirs is not None and sort_key(destination_name(theirs)) < name:
+            yield None, theirs
+            theirs = next(destination, None)
+        if theirs is not None and sort_key(destination_name(theirs)) == name:
+            yield mine, theirs
+            theirs = next(destination, None)
         else:
-            yield _from_source(entry, None, same, sync)
+            yield mine, None
     while theirs is not None:
-        if delete and isinstance(theirs, Item):
-            yield Step("delete", theirs.relative, destination=theirs)
-        theirs = next(destinations, None)
+        yield None, theirs
+        theirs = next(destination, None)
 
 
 def _from_source(entry: Entry, theirs: Optional[Item], same: Same, sync: bool) -> Step:
@@ -106,19 +145,26 @@ def _from_source(entry: Entry, theirs: Optional[Item], same: Same, sync: bool) -
     return Step("transfer", entry.relative, source=entry, destination=theirs)
 
 
-def _filtered(entries: Iterator[Entry], wanted: Callable[[str], bool]) -> Iterator[Entry]:
+def _filtered(entries: Iterator[Entry], wanted: Callable[[str], bool],
+              excluded: Optional[Callable[[str], bool]]) -> Iterator[Entry]:
     for entry in entries:
-        if wanted(entry.relative.rstrip("/") if entry.relative.endswith("/") else entry.relative):
+        relative = entry.relative
+        if isinstance(entry, Bad) and entry.fence:
+            if excluded is None or not excluded(relative):
+                yield entry
+            continue
+        if wanted(relative.rstrip("/") if relative.endswith("/") else relative):
             yield entry
 
 
-def _ordered(entries: Iterator[Entry], side: str) -> Iterator[Entry]:
+def ordered(entries: Iterator[A], name: Callable[[A], str], side: str) -> Iterator[A]:
+    """``entries`` as they come; TreeOrderError at the first one not after the one before."""
     previous: Optional[bytes] = None
     for entry in entries:
-        key = sort_key(entry.relative)
+        key = sort_key(name(entry))
         if previous is not None and key <= previous:
             raise TreeOrderError(
-                f"the {side} did not come in UTF-8 byte order ({entry.relative!r} after "
+                f"the {side} did not come in UTF-8 byte order ({name(entry)!r} after "
                 f"{previous.decode('utf-8', 'replace')!r}); nothing more is planned, as comparing "
                 "it could plan wrong transfers or deletions"
             )

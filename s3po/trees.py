@@ -10,17 +10,31 @@ partial file, no multipart upload.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Mapping, Optional
 
-from .errors import S3POException, s3_url
+from .deletestream import DeleteStream
+from .errors import code_and_message, s3_url
+from .identical import identical
 from .localtree import LocalFile, walk
 from .records import Key
-from .treepaths import Filter, folder_prefix, inside, unsafe_reason
-from .treeplan import COMPARES, Bad, Entry, Item, Same, Step, checksum_of_file, newer_or_same_age, plan, same_size
+from .treepaths import Filter, check_apart, folder_prefix, inside, unsafe_reason
+from .treeplan import (
+    COMPARES,
+    Bad,
+    Entry,
+    Item,
+    Same,
+    Step,
+    checksum_of_file,
+    newer_or_same_age,
+    plan,
+    same_size,
+)
 
 if TYPE_CHECKING:
     from .batch import Batch, CallError
@@ -29,8 +43,11 @@ if TYPE_CHECKING:
 __all__ = ["TreeAction", "TreeFailure", "TreeProgress", "TreeReport", "copy_tree", "download_tree",
            "upload_tree"]
 
-DELETE_CHUNK = 1000  # keys per DeleteObjects request
+DELETE_JOBS = 16  # DeleteObjects requests of a tree in flight, at most
 PROGRESS_EVERY_S = 0.1  # byte progress of transfers in flight is passed on at most this often
+# A file's mtime within this of its object's LastModified is the stamp a download left
+# (what a float round trip through the file system can blur, not what an edit leaves).
+STAMP_TOLERANCE_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -120,8 +137,12 @@ class Options:
 
 
 def check_options(connection: "Connection", include: Any, exclude: Any, sync: Any, compare: Any, delete: Any,
-                  dry_run: Any, progress: Any, jobs: Any, max_delete: Any) -> Options:
-    """ValueError/TypeError for bad options, before any request."""
+                  dry_run: Any, progress: Any, jobs: Any, max_delete: Any, *,
+                  pattern: Optional[str] = None) -> Options:
+    """ValueError/TypeError for bad options, before any request.
+
+    ``pattern``: a glob every relative path must match as well (see treepaths.Filter).
+    """
     for name, value in (("sync", sync), ("delete", delete), ("dry_run", dry_run)):
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False, not {value!r}")
@@ -137,7 +158,8 @@ def check_options(connection: "Connection", include: Any, exclude: Any, sync: An
         raise ValueError(f"jobs must be an integer >= 1, not {jobs!r}")
     if max_delete is not None and (isinstance(max_delete, bool) or not isinstance(max_delete, int) or max_delete < 0):
         raise ValueError(f"max_delete must be None or an integer >= 0, not {max_delete!r}")
-    return Options(Filter(include, exclude), sync, compare, delete, dry_run, progress, jobs, max_delete)
+    return Options(Filter(include, exclude, pattern=pattern), sync, compare, delete, dry_run, progress, jobs,
+                   max_delete)
 
 
 # -- the three directions ------------------------------------------------------------------
@@ -148,10 +170,14 @@ def upload_tree(connection: "Connection", bucket: str, prefix: str, directory: s
     prefix = folder_prefix(prefix)
     if not os.path.isdir(directory):
         raise NotADirectoryError(20, "not a folder to upload", directory)
-    run = _Run(connection, options)
+    if compress is not None and options.sync and options.compare != "size-mtime":
+        raise ValueError(f"compare={options.compare!r} cannot see a file and its compressed object as the same "
+                         "(their sizes and checksums differ): sync compressed uploads with compare='size-mtime'")
+    run = _Run(connection, options, delete_bucket=bucket)
     source = (_local_item(entry) for entry in walk(directory))
     destination = _remote_items(connection, bucket, prefix) if options.sync else iter(())
-    same = _same(options.compare, local_is_source=True, part_size=connection.part_size)
+    same = _same(options.compare, local_is_source=True, part_size=connection.part_size,
+                 resized=compress is not None)
     upload_options: dict[str, Any] = {"headers": headers, "compress": compress}
 
     def transfer(batch: "Batch", step: Step) -> None:
@@ -162,11 +188,10 @@ def upload_tree(connection: "Connection", bucket: str, prefix: str, directory: s
                                                   progress=run.tick, callback=done, **upload_options),
                    failure_key=key)
 
-    def remove(batch: "Batch", items: list[Item]) -> None:
-        run.delete_remote(batch, bucket, [prefix + item.relative for item in items])
+    def remove(item: Item) -> None:
+        run.delete_remote(bucket, prefix + item.relative)
 
-    return run.execute(plan(source, destination, sync=options.sync, delete=options.delete, same=same,
-                            wanted=options.wanted), transfer, remove,
+    return run.execute(_planned(source, destination, options, same), transfer, remove,
                        describe=lambda step: ("upload", step.source.location if step.source else None,
                                               s3_url(bucket, prefix + step.relative)),
                        describe_delete=lambda item: s3_url(bucket, prefix + item.relative))
@@ -182,7 +207,7 @@ def download_tree(connection: "Connection", bucket: str, prefix: str, directory:
     source = _checked_keys(_remote_items(connection, bucket, prefix, list_from), bucket, prefix)
     destination = (_local_item(entry) for entry in walk(directory)) \
         if options.sync and os.path.isdir(directory) else iter(())
-    same = _same(options.compare, local_is_source=False, part_size=connection.part_size)
+    same = _same(options.compare, local_is_source=False, part_size=connection.part_size, resized=decompress)
 
     def path_of(relative: str) -> str:
         return os.path.join(directory, *relative.rstrip("/").split("/"))
@@ -211,12 +236,10 @@ def download_tree(connection: "Connection", bucket: str, prefix: str, directory:
                                                     progress=run.tick, callback=stamped(done)),
                    failure_key=prefix + step.relative)
 
-    def remove(batch: "Batch", items: list[Item]) -> None:
-        for item in items:
-            run.delete_local(item.location)
+    def remove(item: Item) -> None:
+        run.delete_local(item.location)
 
-    return run.execute(plan(source, destination, sync=options.sync, delete=options.delete, same=same,
-                            wanted=options.wanted), transfer, remove,
+    return run.execute(_planned(source, destination, options, same), transfer, remove,
                        describe=lambda step: ("mkdir" if step.relative.endswith("/") else "download",
                                               s3_url(bucket, prefix + step.relative), path_of(step.relative)),
                        describe_delete=lambda item: item.location)
@@ -225,15 +248,11 @@ def download_tree(connection: "Connection", bucket: str, prefix: str, directory:
 def copy_tree(connection: "Connection", src_bucket: str, src_prefix: str, dst_bucket: str, dst_prefix: str,
               options: Options, *, list_from: Optional[str] = None) -> TreeReport:
     src_prefix, dst_prefix = folder_prefix(src_prefix), folder_prefix(dst_prefix)
-    if src_bucket == dst_bucket and (src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix)):
-        raise ValueError(
-            f"cannot copy {s3_url(src_bucket, src_prefix)} to {s3_url(dst_bucket, dst_prefix)}: "
-            "one is inside the other"
-        )
-    run = _Run(connection, options)
+    check_apart(src_bucket, src_prefix, dst_bucket, dst_prefix)
+    run = _Run(connection, options, delete_bucket=dst_bucket)
     source = _remote_items(connection, src_bucket, src_prefix, list_from)
     destination = _remote_items(connection, dst_bucket, dst_prefix) if options.sync else iter(())
-    same = _same_objects(options.compare)
+    same = _same_objects(options.compare, connection, src_bucket, src_prefix, dst_bucket, dst_prefix)
 
     def transfer(batch: "Batch", step: Step) -> None:
         assert step.source is not None
@@ -242,14 +261,18 @@ def copy_tree(connection: "Connection", src_bucket: str, src_prefix: str, dst_bu
                    lambda done: batch.copy(src_bucket, src_prefix + step.relative, dst_bucket, key, callback=done),
                    failure_key=key)
 
-    def remove(batch: "Batch", items: list[Item]) -> None:
-        run.delete_remote(batch, dst_bucket, [dst_prefix + item.relative for item in items])
+    def remove(item: Item) -> None:
+        run.delete_remote(dst_bucket, dst_prefix + item.relative)
 
-    return run.execute(plan(source, destination, sync=options.sync, delete=options.delete, same=same,
-                            wanted=options.wanted), transfer, remove,
+    return run.execute(_planned(source, destination, options, same), transfer, remove,
                        describe=lambda step: ("copy", s3_url(src_bucket, src_prefix + step.relative),
                                               s3_url(dst_bucket, dst_prefix + step.relative)),
                        describe_delete=lambda item: s3_url(dst_bucket, dst_prefix + item.relative))
+
+
+def _planned(source: Iterator[Entry], destination: Iterator[Entry], options: Options, same: Same) -> Iterator[Step]:
+    return plan(source, destination, sync=options.sync, delete=options.delete, same=same, wanted=options.wanted,
+                excluded=options.wanted.excludes)
 
 
 # -- the two sides as sorted streams -----------------------------------------------------------
@@ -258,7 +281,7 @@ def copy_tree(connection: "Connection", src_bucket: str, src_prefix: str, dst_bu
 def _local_item(entry: Any) -> Entry:
     if isinstance(entry, LocalFile):
         return Item(entry.relative, entry.path, entry.size, entry.mtime)
-    return Bad(entry.relative, entry.path, entry.reason, "Unreadable")
+    return Bad(entry.relative, entry.path, entry.reason, entry.code, fence=entry.folder)
 
 
 def _remote_items(connection: "Connection", bucket: str, prefix: str, list_from: Optional[str] = None) -> Iterator[Item]:
@@ -303,7 +326,15 @@ def _checked_keys(items: Iterator[Item], bucket: str, prefix: str) -> Iterator[E
         yield item
 
 
-def _same(compare: str, *, local_is_source: bool, part_size: Optional[int]) -> Same:
+def _same(compare: str, *, local_is_source: bool, part_size: Optional[int], resized: bool) -> Same:
+    """When a file and its object are the same, by ``compare``.
+
+    ``resized``: the file's bytes are not the object's (uploaded compressed, or
+    downloaded decompressed), so their sizes cannot be compared. An upload is then the
+    same when the object is not older than the file. A download is the same when it
+    is by size and age, or when the file carries exactly the object's LastModified:
+    s3po stamps every file it downloads so, and a file changed since has a new mtime.
+    """
     if compare == "size":
         return same_size
     if compare == "checksum":
@@ -319,15 +350,24 @@ def _same(compare: str, *, local_is_source: bool, part_size: Optional[int]) -> S
 
     def same_size_and_age(source: Item, destination: Item) -> bool:
         return source.size == destination.size and newer_or_same_age(source.mtime, destination.mtime)
-    return same_size_and_age
+
+    if not resized:
+        return same_size_and_age
+    if local_is_source:
+        return lambda source, destination: newer_or_same_age(source.mtime, destination.mtime)
+    return lambda source, destination: (same_size_and_age(source, destination)
+                                        or abs(source.mtime - destination.mtime) < STAMP_TOLERANCE_S)
 
 
-def _same_objects(compare: str) -> Same:
+def _same_objects(compare: str, connection: "Connection", src_bucket: str, src_prefix: str, dst_bucket: str,
+                  dst_prefix: str) -> Same:
     if compare == "size":
         return same_size
     if compare == "checksum":
-        return lambda source, destination: (source.size == destination.size and source.etag is not None
-                                            and source.etag == destination.etag)
+        def same_content(source: Item, destination: Item) -> bool:
+            return identical(connection, Key(src_bucket, src_prefix + source.relative, source.size, source.etag),
+                             Key(dst_bucket, dst_prefix + destination.relative, destination.size, destination.etag))
+        return same_content
     return lambda source, destination: (source.size == destination.size
                                         and newer_or_same_age(source.mtime, destination.mtime))
 
@@ -336,11 +376,16 @@ def _same_objects(compare: str) -> Same:
 
 
 class _Run:
-    """One tree call: its batch, its counters, its report, its progress."""
+    """One tree call: its batch, its counters, its report, its progress.
 
-    def __init__(self, connection: "Connection", options: Options) -> None:
+    ``delete_bucket``: where deletions of objects go (through a DeleteStream of their
+    own, which tells each key's outcome); local deletions are made at once.
+    """
+
+    def __init__(self, connection: "Connection", options: Options, *, delete_bucket: Optional[str] = None) -> None:
         self._connection = connection
         self._options = options
+        self._delete_bucket = delete_bucket
         self.report = TreeReport(dry_run=options.dry_run)
         self._lock = threading.Lock()
         self._notify_lock = threading.Lock()
@@ -351,74 +396,80 @@ class _Run:
         self._planning_done = False
         self._last_tick = 0.0
         self._batch: Optional["Batch"] = None
+        self._deletes: Optional[DeleteStream] = None
         # Calls in flight by the key their failure names: at most the batch's size of them.
         self._in_flight: dict[str, TreeAction] = {}
-        self._pending_deletes: list[Item] = []
+        self._held_deletes: list[Item] = []
         self._deletes_planned = 0
 
     # -- the loop --
 
     def execute(self, steps: Iterator[Step], transfer: Callable[["Batch", Step], None],
-                remove: Callable[["Batch", list[Item]], None],
+                remove: Callable[[Item], None],
                 describe: Callable[[Step], tuple[str, Optional[str], Optional[str]]],
                 describe_delete: Callable[[Item], str]) -> TreeReport:
         options = self._options
-        # Without a limit, deletions go out in chunks as they are planned; with one, they
-        # wait (at most max_delete of them) until the plan is known to stay within it.
+        # Without a limit, deletions are made as they are planned; with one, they wait
+        # (at most max_delete of them) until the plan is known to stay within it.
         hold_deletes = options.max_delete is not None
         with self._connection.batch(options.jobs, keep_results=False) as batch:
             self._batch = batch
-            for step in steps:
-                self._drain_failures()
-                if step.action == "fail":
-                    assert step.bad is not None
-                    action, source, destination = describe(step)
-                    self._failed(TreeAction(action, source, destination),
-                                 TreeFailure(step.bad.location, step.bad.code, step.bad.reason))
-                elif step.action == "skip":
-                    assert step.source is not None
-                    with self._lock:
-                        self.report.skipped += 1
-                        self.report.skipped_bytes += step.source.size
-                    action, source, destination = describe(step)
-                    self._notify(TreeAction("skip", source, destination, step.source.size))
-                elif step.action == "transfer":
-                    assert step.source is not None
-                    if options.dry_run:
+            with self._delete_stream() as deletes:
+                self._deletes = deletes
+                for step in steps:
+                    self._drain_failures()
+                    if step.action == "fail":
+                        assert step.bad is not None
                         action, source, destination = describe(step)
-                        self.report.planned.append(TreeAction(action, source, destination, step.source.size))
-                        continue
-                    transfer(batch, step)
-                elif step.action == "delete":
-                    assert step.destination is not None
-                    self._deletes_planned += 1
-                    if options.dry_run:
-                        self.report.planned.append(TreeAction("delete", None, describe_delete(step.destination)))
-                        continue
-                    if hold_deletes:
-                        if self._deletes_planned <= (options.max_delete or 0):
-                            self._pending_deletes.append(step.destination)
+                        self._failed(TreeAction(action, source, destination),
+                                     TreeFailure(step.bad.location, step.bad.code, step.bad.reason))
+                    elif step.action == "skip":
+                        assert step.source is not None
+                        with self._lock:
+                            self.report.skipped += 1
+                            self.report.skipped_bytes += step.source.size
+                        action, source, destination = describe(step)
+                        self._notify(TreeAction("skip", source, destination, step.source.size))
+                    elif step.action == "transfer":
+                        assert step.source is not None
+                        if options.dry_run:
+                            action, source, destination = describe(step)
+                            self.report.planned.append(TreeAction(action, source, destination, step.source.size))
+                            continue
+                        transfer(batch, step)
+                    elif step.action == "delete":
+                        assert step.destination is not None
+                        self._deletes_planned += 1
+                        if options.dry_run:
+                            self.report.planned.append(TreeAction("delete", None,
+                                                                  describe_delete(step.destination)))
+                        elif not hold_deletes:
+                            remove(step.destination)
+                        elif self._deletes_planned <= (options.max_delete or 0):
+                            self._held_deletes.append(step.destination)
                         else:
-                            self._pending_deletes = []  # refused: none is made
-                        continue
-                    self._pending_deletes.append(step.destination)
-                    if len(self._pending_deletes) >= DELETE_CHUNK:
-                        remove(batch, self._pending_deletes)
-                        self._pending_deletes = []
-            self._planning_done = True
-            if options.dry_run and options.max_delete is not None and self._deletes_planned > options.max_delete:
-                self.report.deletes_refused = self._deletes_planned
-            elif hold_deletes and self._deletes_planned > (options.max_delete or 0):
-                self.report.deletes_refused = self._deletes_planned
-            elif self._pending_deletes:
-                remove(batch, self._pending_deletes)
-                self._pending_deletes = []
-            self._notify(None)
+                            self._held_deletes = []  # refused: none is made
+                self._planning_done = True
+                if options.max_delete is not None and self._deletes_planned > options.max_delete:
+                    self.report.deletes_refused = self._deletes_planned
+                else:
+                    for item in self._held_deletes:
+                        remove(item)
+                self._held_deletes = []
+                self._notify(None)
+            self._deletes = None  # every deletion has been told
             while not batch.wait(0.2):
                 self._drain_failures()
             self._drain_failures()  # taken here, each failure is in the report, not logged by the batch
         self._notify(None)
         return self.report
+
+    def _delete_stream(self) -> ContextManager[Optional[DeleteStream]]:
+        options = self._options
+        if self._delete_bucket is None or not options.delete or options.dry_run:
+            return contextlib.nullcontext()
+        return DeleteStream(self._connection, self._delete_bucket, deleted=self._remote_deleted,
+                            refused=self._remote_refused, jobs=min(options.jobs, DELETE_JOBS))
 
     # -- steps --
 
@@ -449,30 +500,43 @@ class _Run:
                     self.report.skipped += 1
                 self._notify(TreeAction("skip", url, path, 0))
                 return
+            with self._lock:
+                self._objects_total += 1
             os.makedirs(path)
         except OSError as exc:
+            with self._lock:
+                self._objects_done += 1
             self._failed(described, TreeFailure(url, "LocalError", f"cannot make folder {path}: {exc.strerror}"))
             return
         with self._lock:
+            self._objects_done += 1
             self.report.transferred += 1
         self._notify(described)
 
-    def delete_remote(self, batch: "Batch", bucket: str, keys: list[str]) -> None:
-        chunk = list(keys)
+    def delete_remote(self, bucket: str, key: str) -> None:
+        assert self._deletes is not None and bucket == self._delete_bucket
         with self._lock:
-            self._objects_total += len(chunk)
+            self._objects_total += 1
+        self._deletes.add(key)
 
-        def deleted(_: Any) -> None:
-            with self._lock:
-                self._objects_done += len(chunk)
-                self.report.deleted += len(chunk)
-            for key in chunk:
-                self._notify(TreeAction("delete", None, s3_url(bucket, key)))
+    def _remote_deleted(self, keys: list[str]) -> None:
+        with self._lock:
+            self._objects_done += len(keys)
+            self.report.deleted += len(keys)
+        for key in keys:
+            self._notify(TreeAction("delete", None, s3_url(self._delete_bucket, key)))
 
-        batch.delete_many(bucket, chunk, callback=deleted)
+    def _remote_refused(self, key: str, code: str, message: str) -> None:
+        url = s3_url(self._delete_bucket, key)
+        with self._lock:
+            self._objects_done += 1
+        self._failed(TreeAction("delete", None, url), TreeFailure(url, code, message))
 
     def delete_local(self, path: str) -> None:
         described = TreeAction("delete", None, path)
+        with self._lock:
+            self._objects_total += 1
+            self._objects_done += 1
         try:
             os.remove(path)
         except FileNotFoundError:
@@ -495,6 +559,8 @@ class _Run:
         self._notify(TreeAction(described.action, described.source, described.destination, described.size, failure))
 
     def _drain_failures(self) -> None:
+        if self._deletes is not None:
+            self._deletes.tell()
         batch = self._batch
         if batch is None:
             return
@@ -502,17 +568,8 @@ class _Run:
             self._call_failed(error)
 
     def _call_failed(self, error: "CallError") -> None:
+        """A transfer of the batch failed: its failure in the report, under the key or file at fault."""
         exception = error.exception
-        if error.operation == "delete_many":
-            refused = getattr(exception, "failed", None) or []
-            if refused:
-                for key, code, message in refused:
-                    self._failed(TreeAction("delete", None, s3_url(error.bucket, key)),
-                                 TreeFailure(s3_url(error.bucket, key), code, message or code or "refused"))
-                return
-            self._failed(TreeAction("delete", None, s3_url(error.bucket, None)),
-                         TreeFailure(s3_url(error.bucket, None), _code(exception), _message(exception)))
-            return
         with self._lock:
             described = self._in_flight.pop(error.key or "", None)
             self._objects_done += 1
@@ -522,7 +579,8 @@ class _Run:
         what = (described.source if described.action == "download" else described.destination) or ""
         if isinstance(exception, OSError) and exception.filename:
             what = str(exception.filename)
-        self._failed(described, TreeFailure(what, _code(exception), _message(exception)))
+        code, message = code_and_message(exception)
+        self._failed(described, TreeFailure(what, code, message))
 
     # -- progress --
 
@@ -551,18 +609,3 @@ class _Run:
                 planning_done=self._planning_done, event=event)
         with self._notify_lock:
             callback(snapshot)
-
-
-def _code(exception: BaseException) -> Optional[str]:
-    if isinstance(exception, S3POException):
-        return exception.code
-    if isinstance(exception, OSError):
-        return "LocalError"
-    return type(exception).__name__
-
-
-def _message(exception: BaseException) -> str:
-    if isinstance(exception, OSError) and exception.filename:
-        return f"{exception.strerror or exception}"
-    text = str(exception)
-    return text.splitlines()[0] if text else type(exception).__name__

@@ -19,11 +19,12 @@ import pytest
 from s3po_fixtures import make_connection
 
 import s3po
-from s3po.jobs import planners
+from s3po.jobs import Copy, Download, MapKeys, planners
 
 distributed = pytest.importorskip("distributed")  # in the test extra: missing means a broken install
 
 import s3po.dask  # noqa: E402
+from s3po.dask import jobs as dask_jobs  # noqa: E402
 
 SRC = "dask-src"
 DST = "dask-dst"
@@ -152,6 +153,8 @@ def test_slowdown_is_retried_within_the_cluster_wide_cap(conn, proxy, cluster):
     assert report.ok and report.succeeded == KEYS // FOLDERS
     assert len([r for r in proxy.requests if r.status == 503]) == 12
     assert 2 <= proxy.max_in_flight <= 3  # 2 workers x 8 threads would have sent 16 at once
+    # The job's semaphore is gone from the workers: none keeps refreshing leases for it.
+    assert set(cluster.run(lambda: len(dask_jobs._semaphores)).values()) == {0}
 
 
 def test_download_prefix_writes_every_file_and_nothing_outside(conn, proxy, cluster, tmp_path):
@@ -180,15 +183,20 @@ def test_audit_prefix_reports_the_object_whose_bytes_do_not_verify(conn, proxy, 
     assert (row.bucket, row.key, row.error_code) == (SRC, bad, "ChecksumMismatch")
 
 
-def test_map_keys_and_delete_prefix(conn, proxy, cluster):
+def test_map_keys_and_delete_prefix(conn, proxy, cluster, tmp_path):
     def check(conn, key):
         if key.key.endswith("7"):
             raise s3po.DownloadException("refused", bucket=key.bucket, key=key.key, code="AccessDenied")
         return s3po.dask.SKIPPED if key.size == 0 else conn.head(key.bucket, key.key).size
 
-    report = s3po.dask.map_keys(cluster, conn, SRC, "data/", check, planner=planners.by_delimiter(1))
+    ledger = tmp_path / "ledger"
+    report = s3po.dask.map_keys(cluster, conn, SRC, "data/", check, planner=planners.by_delimiter(1),
+                                ledger=str(ledger))
     sevens = [n for n in NAMES if n.endswith("7")]
     assert report.shards == FOLDERS and report.failed == len(sevens)
+    # Only shards without failed keys are recorded: a rerun does the others again.
+    failing_folders = {name.split("/")[1] for name in sevens}
+    assert 0 < len(os.listdir(ledger / "shards")) == FOLDERS - len(failing_folders)
     assert sorted(row.key for row in report.failures) == sevens
     assert report.skipped == len([n for n in NAMES if int(n.rsplit("-", 1)[1]) % 40 == 0 and not n.endswith("7")])
     gone = s3po.dask.delete_prefix(cluster, conn, DST, "copied/", planner=planners.by_fanout(1))
@@ -204,6 +212,32 @@ def test_jobs_refuse_what_cannot_travel_or_run():
         s3po.dask.copy_prefix(None, s3po.Connection(boto3.session.Session()), SRC, "a/", DST, "b/")
     with pytest.raises(ValueError, match="onto itself"):
         s3po.dask.copy_prefix(None, s3po.Connection(), SRC, "a/", SRC)
+    with pytest.raises(ValueError, match="inside the other"):
+        s3po.dask.copy_prefix(None, s3po.Connection(), SRC, "a", SRC, "a/copy")
+    with pytest.raises(ValueError, match="its own ledger"):
+        s3po.dask.delete_prefix(None, s3po.Connection(), SRC, "a", ledger=f"s3://{SRC}/a/_ledger/")
+
+
+def f(conn, key):
+    return None
+
+
+def g(conn, key):
+    return None
+
+
+def test_a_job_is_the_same_job_again_only_with_the_same_settings():
+    def identity(action, planner=planners.whole()):
+        return dask_jobs._identity(action, SRC, "a/", planner)
+
+    assert identity(Copy("a/", DST, "b/")) == identity(Copy("a", DST, "b"))
+    assert identity(Copy("a/", DST, "b/")) != identity(Copy("a/", DST, "b/", skip_identical=False))
+    assert identity(Download("a/", "/x")) != identity(Download("a/", "/x", decompress=False))
+    assert identity(MapKeys(f)) != identity(MapKeys(g))
+    # A plain function as the planner is named, not shown with its address: a rerun is the same job.
+    plans = [lambda c, b, p: [], lambda c, b, p: []]
+    assert "0x" not in json.dumps(identity(MapKeys(f), plans[0]))
+    assert identity(MapKeys(f), plans[0]) == identity(MapKeys(f), plans[1])
 
 
 def test_a_gevent_patched_program_is_refused_with_a_clear_message():

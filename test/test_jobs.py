@@ -21,10 +21,12 @@ import pytest
 from s3po_fixtures import make_connection
 
 import s3po
+from s3po import deleting, treepaths
 from s3po.jobs import (
     SKIPPED,
     Copy,
     Delete,
+    Download,
     FailedKey,
     KeyList,
     Ledger,
@@ -36,6 +38,7 @@ from s3po.jobs import (
     planners,
     run_shard,
 )
+from s3po.jobs import work
 from s3po.jobs.report import JobReport, ReportWriter
 from s3po.records import Key, Prefix
 
@@ -365,3 +368,99 @@ def test_a_symbolic_link_cannot_lead_a_key_outside(tmp_path):
     assert local_path(str(tmp_path / "target"), "p/", "p/a/b") == str(tmp_path / "target" / "a" / "b")
     with pytest.raises(UnsafeKey, match="symbolic link"):
         local_path(str(tmp_path / "target"), "p/", "p/up/x")
+
+
+def test_an_inventory_of_all_versions_gives_each_key_once(mocked):
+    schema = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size"
+    rows = [[BUCKET, "v/a", "3", "true", "false", "3"], [BUCKET, "v/a", "2", "false", "false", "2"],
+            [BUCKET, "v/b", "9", "true", "true", ""], [BUCKET, "v/b", "8", "false", "false", "8"],
+            [BUCKET, "v/c", "1", "true", "false", "1"]]
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    mocked.upload("dst", "inventory/all.csv", text.getvalue())
+    shard = s3po.jobs.InventoryFile(BUCKET, "dst", "inventory/all.csv", tuple(schema.split(", ")), "v/")
+    assert [(key.key, key.version_id) for key in shard.keys(mocked)] == [("v/a", "3"), ("v/c", "1")]
+
+
+def test_a_copy_into_a_prefix_inside_its_source_is_refused(mocked):
+    for name in ("data/a", "data/b"):
+        mocked.upload(BUCKET, name, name)
+    for source, destination in (("data/", "data/copy/"), ("data", "data"), ("data/copy", "data")):
+        with pytest.raises(ValueError, match="inside the other|onto itself"):
+            run_shard(mocked, Shard(BUCKET, "data/"), Copy(source, BUCKET, destination), jobs=1)
+    assert sorted(mocked.list(BUCKET)) == ["data/a", "data/b"]
+    assert run_shard(mocked, Shard(BUCKET, "data/"), Copy("data", "dst", "data"), jobs=1).succeeded == 2
+
+
+def test_a_prefix_without_a_slash_is_a_folder_for_a_download(mocked, tmp_path):
+    for name in ("data/x", "data/y/z", "database/x"):
+        mocked.upload(BUCKET, name, name)
+    result = run_shard(mocked, Shard(BUCKET, "data"), Download("data", str(tmp_path)), jobs=2)
+    assert (result.succeeded, [(row.key, row.error_code) for row in result.failed]) == (
+        2, [("database/x", "UnsafeKey")])
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == ["x", "y/z"]
+    assert local_path(str(tmp_path), "data", "data/y/z") == str(tmp_path / "y" / "z")
+
+
+def test_downloads_of_jobs_and_trees_refuse_the_same_names(tmp_path, monkeypatch):
+    for name in ("x" * 256, "a/" + "\u00e9" * 128):  # a segment longer than a file name may be
+        assert treepaths.unsafe_reason(name) is not None
+        with pytest.raises(UnsafeKey):
+            local_path(str(tmp_path), "p/", "p/" + name)
+    monkeypatch.setattr(treepaths, "OTHER_SEPARATORS", ("\\",))  # as on Windows
+    with pytest.raises(UnsafeKey, match="separator"):
+        local_path(str(tmp_path), "p/", "p/a\\..\\..\\x")
+
+
+def test_a_delete_counts_what_s3_deleted_when_it_refuses_part_of_a_request(mocked, monkeypatch):
+    real = deleting.delete_keys
+
+    def refusing_the_first(ctx, bucket, keys, what=None):
+        keys = list(keys)
+        real(ctx, bucket, keys[1:], what)
+        raise s3po.DeleteException("refused", bucket=bucket, code="AccessDenied", operation="delete",
+                                   failed=[(keys[0], "AccessDenied", "Access Denied")])
+
+    for n in range(5):
+        mocked.upload(BUCKET, f"r/{n}", b"x")
+    monkeypatch.setattr(deleting, "delete_keys", refusing_the_first)
+    result = run_shard(mocked, Shard(BUCKET, "r/"), Delete(), jobs=1)
+    assert (result.objects, result.succeeded) == (5, 4)
+    assert [(row.key, row.error_code, row.message) for row in result.failed] == [
+        ("r/0", "AccessDenied", "Access Denied")]
+    assert list(mocked.list(BUCKET, "r/")) == ["r/0"]
+
+
+def test_a_worker_keeps_a_few_connections_not_one_per_set_of_arguments_ever_seen(monkeypatch):
+    monkeypatch.setattr(work, "_connections", type(work._connections)())
+    made = [make_connection(max_connections=n) for n in range(1, work.SHARED_CONNECTIONS + 5)]
+    for conn in made:
+        assert work.shared_connection(conn) is conn
+    assert len(work._connections) == work.SHARED_CONNECTIONS
+    again = make_connection(max_connections=len(made))
+    assert work.shared_connection(again) is made[-1]  # the same arguments: the one kept
+
+
+def test_a_program_that_patched_threads_but_not_sockets_is_refused():
+    import subprocess
+    import sys
+
+    program = ("from gevent import monkey; monkey.patch_all(socket=False, ssl=False)\n"
+               "from s3po.jobs.work import refuse_patched\n"
+               "try:\n"
+               "    refuse_patched('s3po.dask')\n"
+               "except RuntimeError as exc:\n"
+               "    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert "cannot run in a gevent-patched process" in done.stdout and "threading" in done.stdout, done.stderr
+
+
+def test_copy_skips_a_copy_of_an_object_uploaded_in_parts_by_its_stored_checksum():
+    conn = make_connection(multipart_threshold=5 * 1024 * 1024, part_size=5 * 1024 * 1024)
+    with conn.mock(buckets=[BUCKET, "dst"]):
+        conn.upload(BUCKET, "m/big", os.urandom(11 * 1024 * 1024))
+        action = Copy("m/", "dst", "m/")
+        assert run_shard(conn, Shard(BUCKET, "m/"), action, jobs=1).succeeded == 1
+        for shard in (Shard(BUCKET, "m/"), KeyList(BUCKET, ("m/big",))):  # listed, and looked up
+            result = run_shard(conn, shard, action, jobs=1)
+            assert (result.succeeded, result.skipped) == (0, 1)

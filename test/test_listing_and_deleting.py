@@ -89,3 +89,16 @@ def test_create_bucket_outside_us_east_1_sends_the_location_constraint():
     with conn.mock():
         conn.create_bucket("eu-bucket")
         assert conn.conn.get_bucket_location(Bucket="eu-bucket")["LocationConstraint"] == "eu-west-1"
+
+
+def test_a_page_that_says_more_follow_without_a_token_stops_the_listing_with_an_error():
+    # Taking such a listing for complete would make a sync with delete remove every key past it.
+    conn = make_connection(request_path="botocore")
+    with Stubber(conn.conn) as stub:
+        stub.add_response("list_objects_v2", {"IsTruncated": True, "KeyCount": 1,
+                                              "Contents": [{"Key": "p/a", "Size": 1, "ETag": '"x"'}]})
+        listed = conn.list("bucket-x", "p/")
+        assert next(listed) == "p/a"
+        with pytest.raises(s3po.DownloadException, match="no continuation token") as caught:
+            next(listed)
+    assert caught.value.code == "TruncatedListing"

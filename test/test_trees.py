@@ -17,6 +17,7 @@ import boto3
 import pytest
 
 import s3po
+from s3po import deleting, treepaths
 from s3po.localtree import walk
 from s3po.treepaths import unsafe_reason
 from s3po.treeplan import Item, TreeOrderError, plan
@@ -135,6 +136,20 @@ def test_checksum_compare_of_a_multipart_object(tmp_path):
         assert conn.download_tree(BUCKET, "p", tmp_path / "out", sync=True, compare="checksum").skipped == 1
 
 
+def test_a_copy_of_a_multipart_object_is_seen_the_same_by_its_stored_checksum(tmp_path):
+    conn = make_connection(multipart_threshold=5 * MiB, part_size=5 * MiB)
+    with conn.mock(buckets=[BUCKET]):
+        conn.upload(BUCKET, "src/big", os.urandom(11 * MiB))
+        conn.upload(BUCKET, "src/small", b"small")
+        assert conn.copy_tree(BUCKET, "src", BUCKET, "dst").transferred == 2
+        assert next(conn.objects(BUCKET, "src/")).etag != next(conn.objects(BUCKET, "dst/")).etag
+        again = conn.copy_tree(BUCKET, "src", BUCKET, "dst", sync=True, compare="checksum")
+        assert (again.transferred, again.skipped) == (0, 2)
+        conn.upload(BUCKET, "dst/big", os.urandom(11 * MiB))  # the same size, other bytes
+        again = conn.copy_tree(BUCKET, "src", BUCKET, "dst", sync=True, compare="checksum")
+        assert (again.transferred, again.skipped) == (1, 1)
+
+
 def test_include_and_exclude_with_exclude_winning(mocked, tmp_path):
     source = make_tree(tmp_path / "src")
     report = mocked.upload_tree(BUCKET, "", source, include=["*.txt"], exclude=["a/*"])
@@ -203,6 +218,134 @@ def test_failures_are_reported_per_file_with_a_code(wire, tmp_path):
         "s3://no-such-bucket-here/p/a", "s3://no-such-bucket-here/p/b"]
     with pytest.raises(s3po.NotFound):
         wire.download_tree("no-such-bucket-here", "p", tmp_path / "out")
+
+
+def test_a_folder_the_walk_cannot_read_keeps_its_objects_through_a_sync_with_delete(mocked, tmp_path, monkeypatch):
+    source = make_tree(tmp_path / "src", {"private/p.txt": b"p", "z.txt": b"z"})
+    mocked.upload_tree(BUCKET, "p", source)
+    mocked.upload(BUCKET, "p/stale", b"gone from the folder")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("private"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = mocked.upload_tree(BUCKET, "p", source, sync=True, delete=True)
+    assert [(failure.what, failure.code) for failure in report.failed] == [(str(source / "private"), "Unreadable")]
+    assert report.deleted == 1  # p/stale; what the unreadable folder holds is not known, so kept
+    assert sorted(mocked.list(BUCKET)) == ["p/private/p.txt", "p/z.txt"]
+    # Excluded, the folder is not reported, and its objects are left alone as excluded ones are.
+    report = mocked.upload_tree(BUCKET, "p", source, sync=True, delete=True, exclude=["private/*"])
+    assert report.ok and report.deleted == 0
+    assert sorted(mocked.list(BUCKET)) == ["p/private/p.txt", "p/z.txt"]
+
+
+def test_a_symlink_to_a_folder_is_reported_and_its_objects_are_not_deleted(mocked, tmp_path):
+    elsewhere = make_tree(tmp_path / "elsewhere", {"keep.txt": b"keep"})
+    source = make_tree(tmp_path / "src", {"a.txt": b"a", "linked.txt": b"l"})
+    (source / "linked").symlink_to(elsewhere, target_is_directory=True)
+    mocked.upload(BUCKET, "p/linked/keep.txt", b"uploaded by a tool that follows links")
+    report = mocked.upload_tree(BUCKET, "p", source, sync=True, delete=True)
+    assert [(failure.what, failure.code) for failure in report.failed] == [(str(source / "linked"), "Symlink")]
+    assert (report.transferred, report.deleted) == (2, 0)
+    assert sorted(mocked.list(BUCKET)) == ["p/a.txt", "p/linked.txt", "p/linked/keep.txt"]
+
+
+def test_names_that_are_not_utf8_are_reported_and_the_rest_of_the_tree_goes_up(mocked, tmp_path):
+    root = tmp_path / "src"
+    root.mkdir()
+    raw = os.fsencode(root)
+    for name in (b"\xc0.txt", "\u00e9.txt".encode(), b"z.txt", b"d\xe9.txt", b"d\xe9/inside", b"d/ok"):
+        path = os.path.join(raw, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as file:
+            file.write(name)
+    walked = [os.fsencode(entry.relative) for entry in walk(str(root))]
+    assert walked == sorted(walked) == [b"d/ok", b"d\xe9.txt", b"d\xe9/", b"z.txt", b"\xc0.txt", "\u00e9.txt".encode()]
+    for sync in (False, True):
+        report = mocked.upload_tree(BUCKET, "p", root, sync=sync)
+        assert sorted(os.fsencode(failure.what) for failure in report.failed) == sorted(
+            os.path.join(raw, name) for name in (b"\xc0.txt", b"d\xe9.txt", b"d\xe9"))
+        assert {failure.code for failure in report.failed} == {"NotUTF8"}
+        assert sorted(mocked.list(BUCKET)) == ["p/d/ok", "p/z.txt", "p/\u00e9.txt"]
+
+
+def test_deletions_s3_made_are_counted_when_it_refuses_others_in_the_same_request(mocked, tmp_path, monkeypatch):
+    real = deleting.delete_keys
+
+    def refusing_the_first(ctx, bucket, keys, what=None):
+        keys = list(keys)
+        real(ctx, bucket, keys[1:], what)
+        raise s3po.DeleteException("refused", bucket=bucket, code="AccessDenied", operation="delete",
+                                   failed=[(keys[0], "AccessDenied", "Access Denied")])
+
+    monkeypatch.setattr(deleting, "delete_keys", refusing_the_first)
+    for n in range(5):
+        mocked.upload(BUCKET, f"p/old{n}", b"x")
+    seen = []
+    report = mocked.upload_tree(BUCKET, "p", make_tree(tmp_path / "src", {"new": b"n"}), sync=True, delete=True,
+                                progress=seen.append)
+    assert report.deleted == 4
+    assert [(failure.what, failure.code) for failure in report.failed] == [(f"s3://{BUCKET}/p/old0", "AccessDenied")]
+    assert sorted(mocked.list(BUCKET)) == ["p/new", "p/old0"]
+    deleted = [s.event.destination for s in seen if s.event and s.event.action == "delete" and not s.event.error]
+    assert sorted(deleted) == [f"s3://{BUCKET}/p/old{n}" for n in range(1, 5)]
+    last = seen[-1]
+    assert last.planning_done and last.objects_done == last.objects_total == 6 and last.deleted == 4
+
+
+def test_sync_of_compressed_objects_moves_nothing_the_second_time(mocked, tmp_path):
+    files = {"a.txt": b"hello " * 100, "b/c.txt": b"world " * 100}
+    source = make_tree(tmp_path / "src", files)
+    assert mocked.upload_tree(BUCKET, "z", source, compress="gzip").transferred == 2
+    again = mocked.upload_tree(BUCKET, "z", source, compress="gzip", sync=True)
+    assert (again.transferred, again.skipped) == (0, 2)
+    later = time.time() + 10
+    os.utime(source / "a.txt", (later, later))  # changed since: newer than its object
+    assert mocked.upload_tree(BUCKET, "z", source, compress="gzip", sync=True).transferred == 1
+    with pytest.raises(ValueError, match="size-mtime"):
+        mocked.upload_tree(BUCKET, "z", source, compress="gzip", sync=True, compare="size")
+    assert mocked.download_tree(BUCKET, "z", tmp_path / "out").transferred == 2  # decompressed
+    assert read_tree(tmp_path / "out") == files
+    again = mocked.download_tree(BUCKET, "z", tmp_path / "out", sync=True)
+    assert (again.transferred, again.skipped) == (0, 2)
+    (tmp_path / "out" / "a.txt").write_bytes(b"edited here")
+    later = time.time() + 10
+    os.utime(tmp_path / "out" / "a.txt", (later, later))  # edited since: downloaded again
+    again = mocked.download_tree(BUCKET, "z", tmp_path / "out", sync=True)
+    assert (again.transferred, again.skipped) == (1, 1)
+    assert read_tree(tmp_path / "out") == files
+
+
+@pytest.mark.parametrize("length", [232, 233, 255])
+def test_names_up_to_255_bytes_download_with_a_temporary_name_that_fits(mocked, tmp_path, length):
+    name = "x" * (length - 2) + "\u00e9"  # ends with a 2-byte character: cut by whole characters
+    assert len(name.encode()) == length
+    mocked.upload(BUCKET, f"t/{name}", b"body")
+    mocked.download_file(BUCKET, f"t/{name}", tmp_path / "one" / name)
+    assert (tmp_path / "one" / name).read_bytes() == b"body"
+    report = mocked.download_tree(BUCKET, "t", tmp_path / "tree")
+    assert report.ok and report.transferred == 1
+    assert read_tree(tmp_path / "tree") == {name: b"body"}
+
+
+def test_a_made_folder_counts_in_the_totals_of_the_progress(mocked, tmp_path):
+    for key in ("t/empty/", "t/a", "t/b/"):
+        mocked.upload(BUCKET, key, b"" if key.endswith("/") else b"a")
+    seen = []
+    report = mocked.download_tree(BUCKET, "t", tmp_path / "out", progress=seen.append)
+    assert report.ok and report.transferred == 3
+    last = seen[-1]
+    assert last.planning_done and last.objects_done == last.objects_total == 3
+
+
+def test_a_separator_of_the_system_inside_a_name_is_unsafe(monkeypatch):
+    assert unsafe_reason("a\\b") is None  # on this system a backslash is a plain character
+    monkeypatch.setattr(treepaths, "OTHER_SEPARATORS", ("\\",))  # as on Windows
+    assert "separator" in unsafe_reason("a\\b")
+    assert "separator" in unsafe_reason("dir/..\\..\\x")
 
 
 # -- never writing outside the target -----------------------------------------------------------

@@ -9,8 +9,6 @@ temporary files removed, and a summary of what was done is printed.
 from __future__ import annotations
 
 import argparse
-import copy
-import fnmatch
 import os
 import shlex
 import sys
@@ -19,19 +17,43 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import s3po
 
 from .. import trees
-from ..errors import S3POException
-from ..records import Key, Prefix
-from ..treeplan import COMPARES
-from ..trees import TreeAction, TreeFailure, TreeReport
+from ..deletestream import DeleteStream
+from ..errors import S3POException, code_and_message, s3_url
+from ..records import Prefix
+from ..treeplan import COMPARES, TreeOrderError
+from ..trees import TreeAction, TreeFailure, TreeProgress, TreeReport
+from ..units import MiB
 from .output import Output, human_bytes
-from .urls import Local, Location, S3Url, Stdio, UsageError, has_wildcard, literal_prefix, parse
+from .selection import Selection, select
+from .urls import Local, Location, S3Url, Stdio, UsageError, has_wildcard, parse
 
 __all__ = ["main"]
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 COMMANDS = ("ls", "cp", "sync", "mv", "rm", "cat", "du", "stat", "mb", "run")
 DEFAULT_MAX_DELETE = 1000
-CHUNK = 1024 * 1024
+CHUNK = MiB
+DELETE_JOBS = 16  # DeleteObjects requests of rm -r and mv -r in flight, at most
+
+# Options of the whole invocation: its one Connection, its one output. Every command
+# takes them; a line of ``run`` cannot (the run has one of each).
+CONNECTION_OPTIONS = frozenset({"endpoint_url", "profile", "region", "jobs", "part_workers", "retries"})
+OUTPUT_OPTIONS = frozenset({"json", "progress", "quiet", "verbose"})
+_TREE = frozenset({"recursive", "include", "exclude"})
+_UPLOAD = frozenset({"compress", "content_type"})
+# What else each command takes; anything more is refused rather than silently ignored.
+TAKES: dict[str, frozenset[str]] = {
+    "ls": _TREE,
+    "du": _TREE,
+    "rm": _TREE | {"dry_run", "force"},
+    "cp": _TREE | _UPLOAD | {"dry_run"},
+    "mv": _TREE | _UPLOAD | {"dry_run"},
+    "sync": _TREE | _UPLOAD | {"dry_run", "delete", "compare", "max_delete", "force"},
+    "cat": frozenset(),
+    "stat": frozenset(),
+    "mb": frozenset({"dry_run"}),
+    "run": _TREE | _UPLOAD | {"dry_run", "delete", "compare", "max_delete", "force"},  # for its lines
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,13 +153,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_arguments(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = None,
                     base: Optional[argparse.Namespace] = None) -> argparse.Namespace:
+    """The options of ``argv``, checked against what its command takes (UsageError otherwise).
+
+    ``base``: the options of a ``run``, for one of its lines: the line's own options
+    win; those of the run fill in the rest where the line's command takes them; a line
+    may not set the run's connection or output. ``args.given`` names the options
+    written out.
+    """
     parser = parser or build_parser()
-    namespace = copy.copy(base) if base is not None else argparse.Namespace()
-    args = parser.parse_args(list(argv), namespace=namespace)
+    args = parser.parse_args(list(argv), namespace=argparse.Namespace())
+    given = frozenset(name for name in DEFAULTS if hasattr(args, name))
+    takes = TAKES[args.command]
+    ignored = sorted(given - CONNECTION_OPTIONS - OUTPUT_OPTIONS - takes)
+    if ignored:
+        raise UsageError(f"{args.command} does not take {_flags(ignored)}")
+    if base is not None:
+        whole_run = sorted(given & (CONNECTION_OPTIONS | OUTPUT_OPTIONS))
+        if whole_run:
+            raise UsageError(f"{_flags(whole_run)} apply to the whole run: give them to run itself, not to a line")
     for name, value in DEFAULTS.items():
-        if not hasattr(args, name):
-            setattr(args, name, value)
+        if name in given:
+            continue
+        inherited = base is not None and (name in takes or name in CONNECTION_OPTIONS | OUTPUT_OPTIONS)
+        setattr(args, name, getattr(base, name) if inherited else value)
+    args.given = given
     return args
+
+
+def _flags(names: Sequence[str]) -> str:
+    return ", ".join("-r" if name == "recursive" else "--" + name.replace("_", "-") for name in names)
 
 
 # -- the program ----------------------------------------------------------------------------
@@ -156,34 +200,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         app = App(args, output, parser)
         status = app.dispatch(args)
-    except UsageError as exc:
-        output.error(f"usage error: {exc}")
-        return USAGE
     except KeyboardInterrupt:
         output.summary(interrupted=True)
         return INTERRUPTED
     except BrokenPipeError:
         _quiet_broken_pipe()
         return OK
-    except (S3POException, OSError) as exc:
-        output.error(_one_line(exc))
-        return FAILED
-    except Exception as exc:  # botocore's own: no credentials, a profile not found, a bad endpoint
-        if type(exc).__module__.split(".")[0] in ("botocore", "boto3", "urllib3"):
-            output.error(_one_line(exc))
-            return FAILED
-        raise
+    except Exception as exc:
+        expected = _expected(exc)
+        if expected is None:
+            raise
+        status, message = expected
+        output.error(f"usage error: {message}" if status == USAGE else message)
+        return status
     return status
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror or exc}"
-    text = str(exc).strip() or type(exc).__name__
-    line = text.splitlines()[0]
-    if not isinstance(exc, S3POException) and type(exc).__name__ not in line:
-        line = f"{type(exc).__name__}: {line}"
-    return line
+def _expected(exc: BaseException) -> Optional[tuple[int, str]]:
+    """(exit status, one line) for a failure the command expects; None for a bug (a traceback).
+
+    A ValueError is s3po refusing an argument, always before any request (copying a
+    prefix into itself, say): a usage error, as argparse's own are.
+    """
+    if isinstance(exc, UsageError):
+        return USAGE, str(exc)
+    if isinstance(exc, (S3POException, OSError, TreeOrderError)):
+        return FAILED, code_and_message(exc)[1]
+    if isinstance(exc, ValueError) and not isinstance(exc, UnicodeError):
+        return USAGE, code_and_message(exc)[1].removeprefix("ValueError: ")
+    if type(exc).__module__.split(".")[0] in ("botocore", "boto3", "urllib3"):
+        return FAILED, code_and_message(exc)[1]  # no credentials, a profile not found, a bad endpoint
+    return None
 
 
 def _quiet_broken_pipe() -> None:
@@ -197,7 +244,8 @@ def _quiet_broken_pipe() -> None:
 
 
 class App:
-    """One invocation: its Connection, its output, and the commands."""
+    """One invocation: its Connection and its output (``self.args`` holds their options),
+    and the commands, each run with its own options (a line of ``run`` has its own)."""
 
     def __init__(self, args: argparse.Namespace, output: Output, parser: argparse.ArgumentParser) -> None:
         self.args = args
@@ -221,6 +269,9 @@ class App:
         url = _s3(args.url)
         if url.key:
             raise UsageError(f"mb takes a bucket, not a key: {args.url}")
+        if args.dry_run:
+            self.output.planned(TreeAction("mb", None, str(url)))
+            return OK
         self.conn.create_bucket(url.bucket)
         self.output.result(f"made bucket {url}", {"operation": "mb", "bucket": url.bucket, "ok": True})
         return OK
@@ -252,7 +303,7 @@ class App:
     def do_du(self, args: argparse.Namespace) -> int:
         url = _s3(args.url)
         count = total = 0
-        for record in self._matching(url, recursive=True):
+        for record in self._listed(_selection(args, url)):
             count += 1
             total += record.size or 0
         self.output.result(f"{human_bytes(total)} ({total} bytes) in {count} objects: {url}",
@@ -261,16 +312,15 @@ class App:
 
     def do_ls(self, args: argparse.Namespace) -> int:
         if args.url is None:
-            for bucket in self.conn.client.list_buckets().get("Buckets", []):
-                created = bucket.get("CreationDate")
+            for name, created in self.conn.list_buckets():
                 when = f"{created:%Y-%m-%d %H:%M:%S}" if created else ""
-                self.output.result(f"{when}  s3://{bucket['Name']}", {"bucket": bucket["Name"],
-                                                                       "created": str(created)})
+                self.output.result(f"{when}  s3://{name}", {"bucket": name, "created": str(created)})
             return OK
         url = _s3(args.url)
         if has_wildcard(url.key) or args.recursive:
-            entries: Iterator[Any] = self._matching(url, recursive=True)
+            entries: Iterator[Any] = self._listed(_selection(args, url))
         else:
+            _no_filters(args, "ls lists one level; with -r, everything below")
             entries = self.conn.entries(url.bucket, url.key, delimiter="/")
         for entry in entries:
             if isinstance(entry, Prefix):
@@ -282,24 +332,23 @@ class App:
                     "last_modified": entry.last_modified.isoformat() if entry.last_modified else None})
         return OK
 
-    def _matching(self, url: S3Url, recursive: bool) -> Iterator[Key]:
-        """The objects ``url`` names: under its prefix, or matching its wildcard (listed
-        from the literal part before the first wildcard)."""
-        if not has_wildcard(url.key):
-            yield from self.conn.objects(url.bucket, url.key)
-            return
-        for record in self.conn.objects(url.bucket, literal_prefix(url.key)):
-            if fnmatch.fnmatchcase(record.key, url.key):
-                yield record
+    def _listed(self, selection: Selection) -> Iterator[Any]:
+        """The selection's keys, with the progress of the listing shown as it goes."""
+        count = total = 0
+        for record in selection.keys(self.conn):
+            count += 1
+            total += record.size or 0
+            self.output.listing_progress(count, total)
+            yield record
+        self.output.end_progress()
 
     # -- rm --
 
     def do_rm(self, args: argparse.Namespace) -> int:
         url = _s3(args.url)
-        if not url.key and not args.force:
-            raise UsageError(f"rm {url} would delete every object in bucket {url.bucket}: add --force to do that")
         if not args.recursive and not has_wildcard(url.key):
-            if not url.key or url.key.endswith("/"):
+            _no_filters(args, "rm deletes one key; with -r or a wildcard, many")
+            if url.is_folder:
                 raise UsageError(f"rm {url}: that is a prefix; add -r to delete everything under it")
             if args.dry_run:
                 self.output.planned(TreeAction("delete", None, str(url)))
@@ -308,42 +357,45 @@ class App:
             self.output.done(TreeAction("delete", None, str(url)))
             self.output.summary()
             return OK
+        selection = _selection(args, url)
+        if selection.whole_bucket and not args.force:
+            raise UsageError(f"rm {url} may delete every object in bucket {url.bucket}: add --force to do that")
         if args.dry_run:
-            for record in self._matching(url, recursive=True):
+            for record in selection.keys(self.conn):
                 self.output.planned(TreeAction("delete", None, record.url))
             return OK
-        failed = self._delete_keys(url.bucket, (record.key for record in self._matching(url, recursive=True)))
+        failed = self._delete_all(selection)
         self.output.summary()
         return FAILED if failed else OK
 
-    def _delete_keys(self, bucket: str, keys: Iterator[str]) -> int:
-        """Delete ``keys`` 1,000 a request, several requests at once; returns how many failed."""
-        failed = 0
-        chunk: list[str] = []
+    def _delete_all(self, selection: Selection) -> int:
+        """Delete the selection's keys as they are listed; returns how many failed."""
+        bucket, output = selection.bucket, self.output
+        counts = {"listed": 0, "deleted": 0, "failed": 0}
 
-        def deleted(names: list[str]) -> Callable[[Any], None]:
-            def report(_: Any) -> None:
-                for name in names:
-                    self.output.done(TreeAction("delete", None, f"s3://{bucket}/{name}"))
-            return report
+        def shown(finished: bool) -> None:
+            output.tree_progress(TreeProgress(counts["deleted"] + counts["failed"], counts["listed"], 0, 0, 0,
+                                              counts["deleted"], counts["failed"], finished))
 
-        with self.conn.batch(max(1, min(self.args.jobs, 16)), keep_results=False) as batch:
+        def deleted(keys: list[str]) -> None:
+            counts["deleted"] += len(keys)
             for key in keys:
-                chunk.append(key)
-                if len(chunk) == 1000:
-                    batch.delete_many(bucket, chunk, callback=deleted(chunk))
-                    chunk = []
-            if chunk:
-                batch.delete_many(bucket, chunk, callback=deleted(chunk))
-            batch.wait()
-            for error in batch.take_errors():
-                refused = getattr(error.exception, "failed", None) or [(None, error.exception, None)]
-                for key, code, message in refused:
-                    failed += 1
-                    what = f"s3://{bucket}/{key}" if key else f"s3://{bucket}/"
-                    self.output.done(TreeAction("delete", None, what, error=TreeFailure(
-                        what, str(code) if key else None, message or _one_line(error.exception))))
-        return failed
+                output.done(TreeAction("delete", None, s3_url(bucket, key)))
+            shown(False)
+
+        def refused(key: str, code: str, message: str) -> None:
+            counts["failed"] += 1
+            url = s3_url(bucket, key)
+            output.done(TreeAction("delete", None, url, error=TreeFailure(url, code, message)))
+
+        with DeleteStream(self.conn, bucket, deleted=deleted, refused=refused,
+                          jobs=min(self.args.jobs, DELETE_JOBS)) as deletes:
+            for record in selection.keys(self.conn):
+                counts["listed"] += 1
+                deletes.add(record.key)
+                shown(False)
+        shown(True)
+        return counts["failed"]
 
     # -- cp, mv, sync --
 
@@ -358,12 +410,13 @@ class App:
 
     def _transfer(self, args: argparse.Namespace, *, move: bool, sync: bool) -> int:
         source, destination = parse(args.source), parse(args.destination)
-        if args.delete and not sync:
-            raise UsageError("--delete is for sync")
+        if args.given & {"compress", "content_type"} and not isinstance(source, (Local, Stdio)):
+            raise UsageError("--compress and --content-type are for uploads: a local file, a folder or -")
         if isinstance(source, Stdio) or isinstance(destination, Stdio):
             if sync or move or args.recursive:
                 raise UsageError(f"{args.command} does not take '-'; cp does")
-            return self._pipe(source, destination)
+            _no_filters(args, "a pipe is one object")
+            return self._pipe(args, source, destination)
         if isinstance(source, Local) and isinstance(destination, Local):
             raise UsageError("one of SRC and DST must be an s3:// URL")
         whole = sync or args.recursive
@@ -371,19 +424,26 @@ class App:
             if sync:
                 raise UsageError("sync takes no wildcards; use --include/--exclude")
             whole = True
-        elif not whole:
-            return self._one(source, destination, move)
-        return self._tree(source, destination, move=move, sync=sync)
+        if not whole:
+            _no_filters(args, f"{args.command} of one file or key")
+            return self._one(args, source, destination, move)
+        return self._tree(args, source, destination, move=move, sync=sync)
 
-    def _pipe(self, source: Location, destination: Location) -> int:
+    def _pipe(self, args: argparse.Namespace, source: Location, destination: Location) -> int:
         if isinstance(source, Stdio) and isinstance(destination, S3Url):
             if destination.is_folder:
                 raise UsageError(f"cp - needs a key to write to, not {destination}")
+            if args.dry_run:
+                self.output.planned(TreeAction("upload", "-", str(destination)))
+                return OK
             stored = self.conn.upload(destination.bucket, destination.key, sys.stdin.buffer,
-                                      compress=self.args.compress, headers=self._headers(),
+                                      compress=args.compress, headers=_headers(args),
                                       progress=self.output.bytes_progress)
             self.output.done(TreeAction("upload", "-", str(destination), stored.size))
         elif isinstance(source, S3Url) and isinstance(destination, Stdio):
+            if args.dry_run:
+                self.output.planned(TreeAction("download", str(source), "-"))
+                return OK
             self.do_cat(argparse.Namespace(url=str(source)))
             return OK
         else:
@@ -391,9 +451,9 @@ class App:
         self.output.summary()
         return OK
 
-    def _one(self, source: Location, destination: Location, move: bool) -> int:
+    def _one(self, args: argparse.Namespace, source: Location, destination: Location, move: bool) -> int:
         """One file or one key, to a file, a key, or into a folder or prefix."""
-        args, conn, output = self.args, self.conn, self.output
+        conn, output = self.conn, self.output
         if isinstance(source, Local):
             assert isinstance(destination, S3Url)
             if os.path.isdir(source.path):
@@ -404,7 +464,7 @@ class App:
             if args.dry_run:
                 output.planned(action)
                 return OK
-            conn.upload_file(destination.bucket, key, source.path, compress=args.compress, headers=self._headers(),
+            conn.upload_file(destination.bucket, key, source.path, compress=args.compress, headers=_headers(args),
                              delete=move, progress=output.bytes_progress)
         else:
             assert isinstance(source, S3Url)
@@ -439,68 +499,54 @@ class App:
         output.summary()
         return OK
 
-    def _tree(self, source: Location, destination: Location, *, move: bool, sync: bool) -> int:
-        args, conn, output = self.args, self.conn, self.output
-        include = list(args.include or [])
+    def _tree(self, args: argparse.Namespace, source: Location, destination: Location, *, move: bool,
+              sync: bool) -> int:
+        conn, output = self.conn, self.output
         list_from: Optional[str] = None
-        if isinstance(source, S3Url) and has_wildcard(source.key):
-            literal = literal_prefix(source.key)
-            folder = literal[:literal.rfind("/") + 1]
-            include.append(source.key[len(folder):])
-            list_from = literal
-            source = S3Url(source.bucket, folder)
+        pattern: Optional[str] = None
+        if isinstance(source, S3Url):
+            chosen = _selection(args, source)
+            source, list_from, pattern = S3Url(source.bucket, chosen.folder), chosen.list_from, chosen.pattern
         max_delete = None if args.force else (args.max_delete if args.max_delete is not None else DEFAULT_MAX_DELETE)
-        moved = _Mover(conn, output) if move else None
-        progress = output.tree_progress if moved is None else moved.progress
-        options = trees.check_options(conn, include or None, args.exclude, sync, args.compare, args.delete,
-                                      args.dry_run, progress, args.jobs, max_delete if args.delete else None)
-        if isinstance(source, Local):
-            assert isinstance(destination, S3Url)
-            if not os.path.isdir(source.path):
-                raise UsageError(f"{source.path} is not a folder")
-            report = trees.upload_tree(conn, destination.bucket, destination.key, source.path, options,
-                                       headers=self._headers(), compress=args.compress)
-        elif isinstance(destination, Local):
-            assert isinstance(source, S3Url)
-            report = trees.download_tree(conn, source.bucket, source.key, destination.path, options,
-                                         decompress=True, list_from=list_from)
-        else:
-            assert isinstance(source, S3Url) and isinstance(destination, S3Url)
-            report = trees.copy_tree(conn, source.bucket, source.key, destination.bucket, destination.key, options,
-                                     list_from=list_from)
-        if moved is not None:
-            moved.finish()
-        return self._ended(report)
+        with _Mover(conn, output, source, min(self.args.jobs, DELETE_JOBS), move) as mover:
+            options = trees.check_options(conn, args.include, args.exclude, sync, args.compare, args.delete,
+                                          args.dry_run, mover.progress, args.jobs,
+                                          max_delete if args.delete else None, pattern=pattern)
+            if isinstance(source, Local):
+                assert isinstance(destination, S3Url)
+                if not os.path.isdir(source.path):
+                    raise UsageError(f"{source.path} is not a folder")
+                report = trees.upload_tree(conn, destination.bucket, destination.key, source.path, options,
+                                           headers=_headers(args), compress=args.compress)
+            elif isinstance(destination, Local):
+                assert isinstance(source, S3Url)
+                report = trees.download_tree(conn, source.bucket, source.key, destination.path, options,
+                                             decompress=True, list_from=list_from)
+            else:
+                assert isinstance(source, S3Url) and isinstance(destination, S3Url)
+                report = trees.copy_tree(conn, source.bucket, source.key, destination.bucket, destination.key,
+                                         options, list_from=list_from)
+        return self._ended(args, report)
 
-    def _ended(self, report: TreeReport) -> int:
+    def _ended(self, args: argparse.Namespace, report: TreeReport) -> int:
         for action in report.planned:
             self.output.planned(action)
         if report.deletes_refused:
             self.output.error(
                 f"refused to delete {report.deletes_refused} objects: more than --max-delete "
-                f"{self.args.max_delete if self.args.max_delete is not None else DEFAULT_MAX_DELETE}; "
+                f"{args.max_delete if args.max_delete is not None else DEFAULT_MAX_DELETE}; "
                 "add --force to delete them")
         if not report.dry_run:
             self.output.summary()
         return OK if report.ok and not self.output.tally.failed else FAILED
-
-    def _headers(self) -> Optional[dict[str, str]]:
-        return {"Content-Type": self.args.content_type} if self.args.content_type else None
 
     # -- run --
 
     def do_run(self, args: argparse.Namespace) -> int:
         import gevent.pool
 
-        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
-        with source:
-            lines = [(number, line.strip()) for number, line in enumerate(source, 1)]
         commands = []
-        base = copy.copy(args)
-        for name in ("command", "file", "url", "source", "destination"):
-            if hasattr(base, name):
-                delattr(base, name)
-        for number, line in lines:
+        for number, line in _lines_of(args.file):
             if not line or line.startswith("#"):
                 continue
             try:
@@ -509,7 +555,7 @@ class App:
                     words = words[1:]
                 if words and words[0] == "run":
                     raise UsageError("run cannot run run")
-                line_args = parse_arguments(words, self.parser, base)
+                line_args = parse_arguments(words, self.parser, args)
                 for name in ("url", "source", "destination"):  # bad URLs stop the run before it starts
                     if getattr(line_args, name, None) is not None:
                         parse(getattr(line_args, name))
@@ -521,12 +567,13 @@ class App:
         def one(number: int, line: str, line_args: argparse.Namespace) -> None:
             try:
                 status = self.dispatch(line_args)
-            except UsageError as exc:
-                self.output.error(f"line {number}: {line}: {exc}")
-                status = FAILED
-            except (S3POException, OSError) as exc:
-                self.output.error(f"line {number}: {_one_line(exc)}")
-                status = FAILED
+            except Exception as exc:
+                expected = _expected(exc)
+                if expected is None:
+                    raise
+                status, message = expected
+                self.output.error(f"line {number}: {line}: {message}" if status == USAGE else
+                                  f"line {number}: {message}")
             if status != OK:
                 failures[0] += 1
 
@@ -543,30 +590,87 @@ class App:
         return FAILED if failures[0] or self.output.tally.failed else OK
 
 
+def _lines_of(file: str) -> list[tuple[int, str]]:
+    """The numbered lines of a ``run`` file (``-``: standard input), which must be UTF-8 text."""
+    if file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(file, "rb") as source:
+            data = source.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{file}, line {line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)]
+
+
 class _Mover:
-    """mv of a tree: each source that arrived is deleted (keys 1,000 a request, at the end)."""
+    """How a tree command follows its transfers: a progress callback for the tree.
 
-    def __init__(self, conn: s3po.Connection, output: Output) -> None:
-        self._conn = conn
+    For ``mv``, each source that arrived is deleted at once, and each deletion is said
+    and counted: objects through a DeleteStream (DELETE_BATCH a request), files one
+    by one. Nothing waits for the end, so nothing piles up.
+    """
+
+    def __init__(self, conn: s3po.Connection, output: Output, source: Location, jobs: int, move: bool) -> None:
         self._output = output
-        self._keys: dict[str, list[str]] = {}
+        self._move = move
+        self._bucket = source.bucket if move and isinstance(source, S3Url) else None
+        self._deletes = DeleteStream(conn, self._bucket, deleted=self._deleted, refused=self._refused,
+                                     jobs=jobs) if self._bucket is not None else None
 
-    def progress(self, snapshot: trees.TreeProgress) -> None:
+    def __enter__(self) -> "_Mover":
+        if self._deletes is not None:
+            self._deletes.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._deletes is not None:
+            self._deletes.__exit__(exc_type, exc, tb)
+
+    def progress(self, snapshot: TreeProgress) -> None:
         event = snapshot.event
         self._output.tree_progress(snapshot)
-        if event is None or event.error is not None or event.action not in ("upload", "download", "copy"):
+        if not self._move or event is None or event.error is not None or \
+                event.action not in ("upload", "download", "copy"):
             return
         source = event.source or ""
-        if source.startswith("s3://"):
-            bucket, _, key = source[len("s3://"):].partition("/")
-            self._keys.setdefault(bucket, []).append(key)
-        else:
+        if self._deletes is not None:
+            self._deletes.add(source[len(s3_url(self._bucket, "")):])
+            return
+        try:
             os.remove(source)
+        except OSError as exc:
+            self._output.done(TreeAction("delete", None, source,
+                                         error=TreeFailure(source, "LocalError", f"cannot delete: {exc.strerror}")))
+            return
+        self._output.done(TreeAction("delete", None, source))
 
-    def finish(self) -> None:
-        for bucket, keys in self._keys.items():
-            for start in range(0, len(keys), 1000):
-                self._conn.delete_many(bucket, keys[start:start + 1000])
+    def _deleted(self, keys: list[str]) -> None:
+        for key in keys:
+            self._output.done(TreeAction("delete", None, s3_url(self._bucket, key)))
+
+    def _refused(self, key: str, code: str, message: str) -> None:
+        url = s3_url(self._bucket, key)
+        self._output.done(TreeAction("delete", None, url, error=TreeFailure(url, code, message)))
+
+
+def _selection(args: argparse.Namespace, url: S3Url) -> Selection:
+    return select(url, args.include, args.exclude)
+
+
+def _no_filters(args: argparse.Namespace, what: str) -> None:
+    """UsageError for --include or --exclude written out where they would choose nothing.
+
+    (Those a line of ``run`` inherits from the run are defaults: used where they apply.)
+    """
+    if args.given & {"include", "exclude"}:
+        raise UsageError(f"--include and --exclude choose among many keys or files, and {what}: add -r")
+
+
+def _headers(args: argparse.Namespace) -> Optional[dict[str, str]]:
+    return {"Content-Type": args.content_type} if args.content_type else None
 
 
 def _s3(text: str) -> S3Url:

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Optional
+from typing import IO, Any, Optional, Union
 
 from ..trees import TreeAction, TreeProgress
 
@@ -30,6 +30,14 @@ def _duration(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """How far a listing has gone (du, ls -r): objects and bytes seen so far."""
+
+    objects: int
+    bytes: int
 
 
 @dataclass
@@ -71,7 +79,7 @@ class Output:
         self._lock = threading.Lock()
         self._last_shown = self.started if self.progress == "log" else 0.0
         self._bar_shown = False
-        self._snapshot: Optional[TreeProgress] = None
+        self._snapshot: Optional[Union[TreeProgress, Listed]] = None
 
     # -- lines --
 
@@ -152,6 +160,17 @@ class Output:
         self._snapshot = TreeProgress(0, 1, done, total or done, 0, 0, 0, True)
         self.show()
 
+    def listing_progress(self, objects: int, nbytes: int) -> None:
+        """A listing went on: ``objects`` and ``nbytes`` seen so far."""
+        self._snapshot = Listed(objects, nbytes)
+        self.show()
+
+    def end_progress(self) -> None:
+        """A command that prints no summary is done: the bar goes."""
+        with self._lock:
+            self._clear_bar()
+            self.stderr.flush()
+
     # -- the display --
 
     def show(self, final: bool = False) -> None:
@@ -181,6 +200,9 @@ class Output:
         if snapshot is None:
             return None
         elapsed = max(now - self.started, 1e-6)
+        if isinstance(snapshot, Listed):
+            rate = snapshot.objects / elapsed
+            return f"listed {snapshot.objects} objects, {human_bytes(snapshot.bytes)}, {rate:.0f}/s"
         rate = snapshot.bytes_done / elapsed
         more = "" if snapshot.planning_done else "+"
         left = snapshot.bytes_total - snapshot.bytes_done

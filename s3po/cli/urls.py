@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
-from ..arguments import check_bucket
+from ..arguments import parse_s3_url
 
 __all__ = ["Local", "Location", "S3Url", "Stdio", "UsageError", "has_wildcard", "literal_prefix", "parse"]
 
@@ -55,16 +55,10 @@ def parse(text: str) -> Location:
         return Stdio()
     if not text.lower().startswith("s3:"):
         return Local(text)
-    if not text.startswith("s3://"):
-        raise UsageError(f"bad URL {text!r}: an S3 URL is s3://bucket/key")
-    rest = text[len("s3://"):]
-    bucket, _, key = rest.partition("/")
-    if not bucket:
-        raise UsageError(f"bad URL {text!r}: no bucket name")
     try:
-        check_bucket(bucket)
+        bucket, key = parse_s3_url(text)
     except ValueError as exc:
-        raise UsageError(f"bad URL {text!r}: {exc}") from None
+        raise UsageError(str(exc)) from None
     return S3Url(bucket, key)
 
 

@@ -9,8 +9,10 @@ go into the ledger and the report as they arrive.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pickle
+import re
 import threading
 import time
 import uuid
@@ -18,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ..arguments import check_bucket, check_positive_int, check_prefix
+from ..arguments import check_bucket, check_positive_int, check_prefix, parse_s3_url
 from ..jobs.actions import Audit, Copy, Delete, Download, MapKeys
 from ..jobs.ledger import Ledger
 from ..jobs.planners import Planner, by_sampling
@@ -26,6 +28,7 @@ from ..jobs.report import JobReport, ReportWriter, ShardResult
 from ..jobs.shards import ShardLike
 from ..jobs.work import Action, refuse_patched, run_shard, shared_connection
 from ..records import Key
+from ..treepaths import check_apart, folder_prefix
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -58,7 +61,8 @@ def map_keys(client: Any, conn: "Connection", bucket: str, prefix: str, fn: Call
              tasks_in_flight: Optional[int] = None) -> JobReport:
     """Run ``fn(conn, key)`` for every key under ``prefix``, on the cluster of ``client``.
 
-    ``key`` is a Key record (bucket, key, size, etag, last_modified...); ``conn`` a
+    ``prefix`` is a folder, as in every job: "logs" means "logs/" (keys under
+    "logs-archive/" are not the job's). ``key`` is a Key record (bucket, key, size, etag, last_modified...); ``conn`` a
     copy of ``conn`` in the worker (see Connection.__reduce__ for what travels). ``fn``
     returns anything (``s3po.jobs.SKIPPED`` counts the key as skipped); an exception is
     that key's failure, reported, never retried by the job (s3po's calls inside ``fn``
@@ -71,8 +75,12 @@ def map_keys(client: Any, conn: "Connection", bucket: str, prefix: str, fn: Call
       by a ``distributed.Semaphore`` (each of a task's threads holds a lease).
     - ``retries`` (2): Dask's retries of a task that failed (its listing failed after
       s3po's retries). A task lost with its worker is rerun by Dask anyway.
-    - ``ledger``: a folder or ``s3://bucket/prefix`` recording finished shards; a rerun
-      of the same job skips them and its report still covers them.
+    - ``ledger``: a folder or ``s3://bucket/prefix`` (not inside the job's prefix)
+      recording finished shards; a rerun of the same job skips them and its report
+      still covers them. A shard with failed keys is not recorded: a rerun does it
+      again, all its keys (the work must bear being done twice, as copies, downloads
+      and deletes do). The same job means the same operation, bucket, prefix,
+      planner and options (``fn`` by its qualified name).
     - ``report``: where to write the report (``.csv``, else JSON lines; or
       ``report_format="csv"``/``"jsonl"``).
     - ``progress``: called with a JobProgress in this process as each shard finishes.
@@ -82,7 +90,7 @@ def map_keys(client: Any, conn: "Connection", bucket: str, prefix: str, fn: Call
     code, message). A task that failed even after its retries is one row naming its
     shard, and is left out of the ledger so that a rerun does it again.
     """
-    return _run(client, conn, bucket, prefix, MapKeys(fn), None, planner=planner, jobs_per_worker=jobs_per_worker,
+    return _run(client, conn, bucket, _folder(prefix), MapKeys(fn), planner=planner, jobs_per_worker=jobs_per_worker,
                 max_in_flight=max_in_flight, retries=retries, ledger=ledger, report=report,
                 report_format=report_format, progress=progress, tasks_in_flight=tasks_in_flight)
 
@@ -91,16 +99,16 @@ def copy_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, dst_b
                 dst_prefix: Optional[str] = None, *, skip_identical: bool = True, **options: Any) -> JobReport:
     """Copy every object under ``prefix`` to ``dst_bucket`` (server-side), under ``dst_prefix``.
 
-    ``dst_prefix`` (default: ``prefix``) replaces ``prefix`` in each key. Objects already
-    at the destination with the same size and ETag are skipped (``skip_identical``).
+    ``dst_prefix`` (default: ``prefix``; a folder, as ``prefix`` is) replaces ``prefix``
+    in each key; in the same bucket, neither may hold the other. Objects already at
+    the destination with the same size and ETag are skipped (``skip_identical``).
     Other options as for ``map_keys``.
     """
     check_bucket(dst_bucket)
-    dst_prefix = prefix if dst_prefix is None else check_prefix(dst_prefix, "dst_prefix")
-    if dst_bucket == bucket and dst_prefix == prefix:
-        raise ValueError("copy_prefix would copy every object onto itself: give another dst_bucket or dst_prefix")
-    action = Copy(prefix, dst_bucket, dst_prefix, skip_identical)
-    return _run(client, conn, bucket, prefix, action, f"s3://{dst_bucket}/{dst_prefix}", **options)
+    prefix = _folder(prefix)
+    dst_prefix = prefix if dst_prefix is None else _folder(dst_prefix, "dst_prefix")
+    check_apart(bucket, prefix, dst_bucket, dst_prefix)
+    return _run(client, conn, bucket, prefix, Copy(prefix, dst_bucket, dst_prefix, skip_identical), **options)
 
 
 def download_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, target: str, *,
@@ -115,7 +123,8 @@ def download_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, t
     """
     if not isinstance(target, str) or not target:
         raise TypeError(f"target must be a folder's path (str), not {target!r}")
-    return _run(client, conn, bucket, prefix, Download(prefix, target, decompress), target, **options)
+    prefix = _folder(prefix)
+    return _run(client, conn, bucket, prefix, Download(prefix, target, decompress), **options)
 
 
 def delete_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, *, whole_bucket: bool = False,
@@ -125,10 +134,11 @@ def delete_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, *, 
     An empty prefix (every object in the bucket) needs ``whole_bucket=True``. Other
     options as for ``map_keys``.
     """
+    prefix = _folder(prefix)
     if not prefix and not whole_bucket:
         raise ValueError(f"delete_prefix({bucket!r}, '') would delete every object in bucket {bucket!r}; "
                          "pass whole_bucket=True to do that")
-    return _run(client, conn, bucket, prefix, Delete(), None, **options)
+    return _run(client, conn, bucket, prefix, Delete(), **options)
 
 
 def audit_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, **options: Any) -> JobReport:
@@ -138,13 +148,18 @@ def audit_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, **op
     that changed since it was listed is reported with code ObjectChanged. Other
     options as for ``map_keys``.
     """
-    return _run(client, conn, bucket, prefix, Audit(), None, **options)
+    return _run(client, conn, bucket, _folder(prefix), Audit(), **options)
+
+
+def _folder(prefix: Any, name: str = "prefix") -> str:
+    """A job's prefix is a folder, as a tree's is: "data" and "data/" both mean "data/"."""
+    return folder_prefix(check_prefix(prefix, name))
 
 
 # -- the driver ---------------------------------------------------------------------------
 
 
-def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Action, target: Optional[str], *,
+def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Action, *,
          planner: Optional[Planner] = None, jobs_per_worker: int = 16, max_in_flight: Optional[int] = None,
          retries: int = 2, ledger: Optional[str] = None, report: Optional[str] = None,
          report_format: Optional[str] = None, progress: Optional[Callable[[JobProgress], Any]] = None,
@@ -153,7 +168,6 @@ def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Acti
     distributed: Any = importlib.import_module("distributed")
 
     check_bucket(bucket)
-    check_prefix(prefix)
     check_positive_int("jobs_per_worker", jobs_per_worker)
     if max_in_flight is not None:
         check_positive_int("max_in_flight", max_in_flight)
@@ -166,11 +180,12 @@ def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Acti
     except TypeError as exc:
         raise TypeError(f"the Connection must travel to the workers: {exc}") from None
     planner = planner if planner is not None else by_sampling()
+    if ledger is not None:
+        _check_ledger_outside(ledger, bucket, prefix)
     started = time.monotonic()
     run_id = uuid.uuid4().hex[:12]
     book = Ledger(ledger, conn) if ledger is not None else None
-    finished = book.begin({"operation": action.name, "bucket": bucket, "prefix": prefix, "target": target,
-                           "planner": repr(planner)}) if book is not None else {}
+    finished = book.begin(_identity(action, bucket, prefix, planner)) if book is not None else {}
     writer = ReportWriter(report, JobReport(action.name, bucket, prefix), report_format)
     lease_name = f"s3po-{action.name}-{run_id}" if max_in_flight is not None else None
     window = tasks_in_flight or max(2, 2 * sum(client.nthreads().values()))
@@ -211,8 +226,8 @@ def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Acti
             except Exception as exc:  # failed after its retries, or its workers kept dying
                 writer.add_failed_shard(bucket, shard.describe(), exc)
             else:
-                if book is not None:
-                    book.record(result)
+                if book is not None and not result.failed:
+                    book.record(result)  # one with failed keys is done again by a rerun
                 writer.add(result)
             future.release()
             tell()
@@ -227,11 +242,44 @@ def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Acti
     return writer.close()
 
 
+def _identity(action: Action, bucket: str, prefix: str, planner: Any) -> dict[str, Any]:
+    """What makes a job the same job again, for its ledger: every setting of its action too."""
+    job: dict[str, Any] = {"operation": action.name, "bucket": bucket, "prefix": prefix,
+                           "planner": _stable(planner)}
+    if dataclasses.is_dataclass(action):
+        for setting in dataclasses.fields(action):
+            if setting.name != "name":
+                job[setting.name] = _stable(getattr(action, setting.name))
+    return job
+
+
+def _stable(value: Any) -> Any:
+    """``value`` described the same way in every run: a function by its qualified name,
+    anything else by its repr, less the memory addresses a repr may hold."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def _check_ledger_outside(ledger: Any, bucket: str, prefix: str) -> None:
+    """ValueError for a ledger under the job's own prefix: the job would take its files for keys."""
+    location = str(ledger)
+    if not location.startswith("s3://"):
+        return
+    ledger_bucket, ledger_prefix = parse_s3_url(location, "ledger")
+    if ledger_bucket == bucket and folder_prefix(ledger_prefix).startswith(prefix):
+        raise ValueError(f"the ledger {location} is inside the job's prefix s3://{bucket}/{prefix}: "
+                         "the job would process its own ledger; keep it elsewhere")
+
+
 def _close_semaphore(client: Any, name: str) -> None:
     with warnings.catch_warnings():
         # Leases of tasks lost with their worker expire by themselves; closing early says so.
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
+            client.run(_forget_semaphore, name, on_error="ignore")
             client.sync(client.scheduler.semaphore_close, name=name)
         except Exception:  # the scheduler went away: nothing left to clean
             pass
@@ -256,6 +304,16 @@ def _semaphore(name: str, leases: int) -> Any:
         if found is None:
             found = _semaphores[name] = distributed.Semaphore(max_leases=leases, name=name)
         return found
+
+
+def _forget_semaphore(name: str) -> None:
+    """On each worker as a job ends: its handle on the job's semaphore goes (it would
+    otherwise stay, refreshing leases no task holds, for as long as the worker lives)."""
+    with _semaphores_lock:
+        found = _semaphores.pop(name, None)
+    callback = getattr(found, "refresh_callback", None)
+    if callback is not None:
+        callback.stop()
 
 
 def _task(conn: "Connection", shard: ShardLike, action: Action, jobs: int, lease_name: Optional[str],

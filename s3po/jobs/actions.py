@@ -13,8 +13,12 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
-from ..errors import DeleteException, DownloadException, NotFound
+from ..deleting import chunked, outcome
+from ..errors import DownloadException, NotFound
+from ..identical import identical
 from ..records import Key
+from ..treepaths import check_apart, folder_prefix
+from ..treeplan import ordered, pairs
 from .paths import local_path
 from .report import FailedKey
 from .shards import Shard, ShardLike
@@ -26,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["SKIPPED", "Audit", "Copy", "Delete", "Download", "MapKeys"]
 
 MiB = 1024 * 1024
-DELETE_CHUNK = 1000  # keys per DeleteObjects request
 
 
 class _Skipped:
@@ -71,7 +74,8 @@ class Copy:
     and ETag is left alone. For a listed shard the destination's matching range is
     listed beside it (one request per 1,000 keys, not a HEAD per key); keys from a
     file or an inventory are looked up with a HEAD each. A source uploaded in parts
-    has an ETag its copy never has (the copy is one part), so it is copied again.
+    has an ETag its copy never has (the copy is one part): for such a pair, their
+    stored full-object checksums decide (s3po.identical).
     """
 
     src_prefix: str
@@ -80,10 +84,16 @@ class Copy:
     skip_identical: bool = True
     name: str = "copy"
 
+    def __post_init__(self) -> None:
+        # Prefixes are folders, as in every job ("data" is "data/").
+        object.__setattr__(self, "src_prefix", folder_prefix(self.src_prefix))
+        object.__setattr__(self, "dst_prefix", folder_prefix(self.dst_prefix))
+
     def target(self, key: str) -> str:
         return self.dst_prefix + key[len(self.src_prefix):]
 
     def items(self, conn: "Connection", shard: ShardLike) -> Iterator[tuple[Key, Optional[Key], bool]]:
+        check_apart(shard.bucket, self.src_prefix, self.dst_bucket, self.dst_prefix)  # never its own copies
         keys = shard.keys(conn)
         mirror = self._mirror(shard) if self.skip_identical else None
         if mirror is None:
@@ -111,7 +121,7 @@ class Copy:
                     existing = _head_or_none(conn, self.dst_bucket, target)
                     if existing is not None and source.etag is None:
                         source = conn.head(source.bucket, source.key)
-                if existing is not None and _identical(source, existing):
+                if existing is not None and identical(conn, source, existing):
                     tally.skip(source)
                     return
             copied = conn.copy(source.bucket, source.key, self.dst_bucket, target)
@@ -123,13 +133,12 @@ class Copy:
 def _merged(sources: Iterable[Key], targets: Iterable[Key],
             target: Callable[[str], str]) -> Iterator[tuple[Key, Optional[Key], bool]]:
     """Each source key with its copy's listed record (or None), both listings in order."""
-    found = iter(targets)
-    current = next(found, None)
-    for source in sources:
-        name = target(source.key)
-        while current is not None and current.key < name:
-            current = next(found, None)
-        yield source, current if current is not None and current.key == name else None, True
+    walked = pairs(ordered(iter(sources), lambda key: key.key, "source listing"),
+                   ordered(iter(targets), lambda key: key.key, "destination listing"),
+                   lambda key: target(key.key), lambda key: key.key)
+    for source, copy in walked:
+        if source is not None:
+            yield source, copy, True
 
 
 def _head_or_none(conn: "Connection", bucket: str, key: str) -> Optional[Key]:
@@ -140,10 +149,6 @@ def _head_or_none(conn: "Connection", bucket: str, key: str) -> Optional[Key]:
             raise
         return None
 
-
-def _identical(source: Key, target: Key) -> bool:
-    return (source.size is not None and source.size == target.size and source.etag is not None
-            and source.etag == target.etag)
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,9 @@ class Download:
     target: str
     decompress: bool = True
     name: str = "download"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefix", folder_prefix(self.prefix))  # a folder, as in every job
 
     def items(self, conn: "Connection", shard: ShardLike) -> Iterator[Key]:
         return shard.keys(conn)
@@ -187,39 +195,23 @@ class Delete:
     name: str = "delete"
 
     def items(self, conn: "Connection", shard: ShardLike) -> Iterator[list[Key]]:
-        chunk: list[Key] = []
-        for key in shard.keys(conn):
-            chunk.append(key)
-            if len(chunk) == DELETE_CHUNK:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+        return chunked(shard.keys(conn))
 
     def run(self, conn: "Connection", chunk: list[Key], tally: Tally) -> None:
-        bucket = chunk[0].bucket
+        names = [key.key for key in chunk]
+        error: Optional[Exception] = None
         try:
-            conn.delete_many(bucket, [key.key for key in chunk])
-        except DeleteException as exc:
-            if not exc.failed:
-                for key in chunk:
-                    tally.fail(key, exc)
-                return
-            refused = {name: (code, message) for name, code, message in exc.failed}
-            for key in chunk:
-                if key.key in refused:
-                    code, message = refused[key.key]
-                    tally.refused(FailedKey(key.bucket, key.key, key.version_id, code or "Refused",
-                                            message or "S3 refused to delete it"))
-                else:
-                    tally.done(key)
-            return
+            conn.delete_many(chunk[0].bucket, names)
         except Exception as exc:
-            for key in chunk:
-                tally.fail(key, exc)
-            return
+            error = exc
+        _, refused = outcome(names, error)
+        reasons = {name: (code, message) for name, code, message in refused}
         for key in chunk:
-            tally.done(key)
+            if key.key in reasons:
+                code, message = reasons[key.key]
+                tally.refused(FailedKey(key.bucket, key.key, key.version_id, code, message))
+            else:
+                tally.done(key)
 
 
 @dataclass(frozen=True)

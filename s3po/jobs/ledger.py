@@ -6,17 +6,20 @@ per finished shard, ``shards/<shard id>.json``, with that shard's result (its co
 and failed keys), so the report of a rerun still covers the whole job. Only the
 driver writes it, once a shard's result has reached it: a task that dies after its
 work but before its result arrived is run again, never skipped. A rerun of another
-job (another operation, bucket, prefix, planner or target) is refused.
+job (another operation, bucket, prefix, planner or setting) is refused. Shards whose
+result has failed keys are not recorded (the driver decides), so a rerun does them again.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..arguments import parse_s3_url
+from ..atomicfile import AtomicFile
 from ..errors import NotFound
+from ..treepaths import folder_prefix
 from .report import ShardResult
 
 if TYPE_CHECKING:
@@ -33,11 +36,9 @@ class Ledger:
         self.location = location
         self._conn = conn
         if location.startswith("s3://"):
-            bucket, _, prefix = location[len("s3://"):].partition("/")
-            if not bucket:
-                raise ValueError(f"ledger {location!r} names no bucket")
+            bucket, prefix = parse_s3_url(location, "ledger")
             self._bucket: str | None = bucket
-            self._prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+            self._prefix = folder_prefix(prefix)
         else:
             self._bucket = None
             self._prefix = location
@@ -80,13 +81,9 @@ class Ledger:
             self._conn.upload(self._bucket, self._prefix + name, text.encode("utf-8"),
                               headers={"Content-Type": "application/json"})
             return
-        path = os.path.join(self._prefix, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         # Written whole, then renamed: a driver killed mid-write leaves no half entry.
-        with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), prefix=".s3po-", delete=False,
-                                         encoding="utf-8") as file:
-            file.write(text)
-        os.replace(file.name, path)
+        with AtomicFile(os.path.join(self._prefix, name)) as target:
+            target.file.write(text.encode("utf-8"))
 
     def _finished(self) -> list[ShardResult]:
         if self._bucket is None:

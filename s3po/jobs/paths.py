@@ -1,11 +1,14 @@
-"""Where a key lands on disk, and the keys that must never land anywhere.
+"""Where a key of a job lands on disk, and the keys that must never land anywhere.
 
-One small function, so that it can give way to a shared key-to-path rule.
+The rule is the trees' (treepaths.unsafe_reason and inside): one rule for every
+download of many keys.
 """
 
 from __future__ import annotations
 
 import os
+
+from ..treepaths import folder_prefix, inside, unsafe_reason
 
 __all__ = ["UnsafeKey", "local_path"]
 
@@ -15,22 +18,23 @@ class UnsafeKey(ValueError):
 
 
 def local_path(root: str, prefix: str, key: str) -> str:
-    """The file for ``key`` under ``root``: its name after ``prefix``, "/" as the separator.
+    """The file for ``key`` under ``root``: its name after ``prefix`` (a folder: "data"
+    means "data/"), "/" as the separator.
 
-    Refused (UnsafeKey): names with an empty, "." or ".." segment (``a//b``, ``/etc``,
-    ``../x``), a NUL, or the platform's other separator, and any path that symbolic
-    links already on disk would lead outside ``root``. A folder marker (a key ending in
-    "/") has no file: callers skip it before asking.
+    Refused (UnsafeKey): a key not under ``prefix``; names that are absolute, have an
+    empty, "." or ".." segment (``a//b``, ``/etc``, ``../x``), a NUL, this system's
+    other path separator, or a segment over 255 bytes; a folder marker (a key ending
+    in "/": it has no file); and any path that symbolic links already on disk would
+    lead outside ``root``.
     """
-    relative = key[len(prefix):] if key.startswith(prefix) else key
-    parts = relative.split("/")
-    bad = [part for part in parts if part in ("", ".", "..") or "\0" in part
-           or (os.sep != "/" and os.sep in part) or (os.altsep is not None and os.altsep != "/" and os.altsep in part)]
-    if not relative or bad:
-        raise UnsafeKey(f"key {key!r} cannot be a file under {root!r}: its name has the segment(s) {bad!r}")
-    path = os.path.join(root, *parts)
-    real_root = os.path.realpath(root)
-    real_parent = os.path.realpath(os.path.dirname(path))
-    if os.path.commonpath([real_root, real_parent]) != real_root:
+    prefix = folder_prefix(prefix)
+    if not key.startswith(prefix):
+        raise UnsafeKey(f"key {key!r} is not under the prefix {prefix!r}")
+    relative = key[len(prefix):]
+    reason = unsafe_reason(relative) or ("a folder marker, not a file" if relative.endswith("/") else None)
+    if reason is not None:
+        raise UnsafeKey(f"key {key!r} cannot be a file under {root!r}: {reason}")
+    path = os.path.join(root, *relative.split("/"))
+    if not inside(os.path.realpath(root), path):
         raise UnsafeKey(f"key {key!r} would be written outside {root!r} (through a symbolic link)")
     return path

@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Protocol
 
+from ..arguments import parse_s3_url
 from ..records import Prefix
 from .shards import AnyShard, InventoryFile, KeyList, Shard
 
@@ -349,7 +350,7 @@ class from_key_file:
 
 def _lines(conn: "Connection", source: str) -> Iterator[str]:
     if source.startswith("s3://"):
-        bucket, _, key = source[len("s3://"):].partition("/")
+        bucket, key = parse_s3_url(source, "key file")
         with conn.open(bucket, key) as stream:
             yield from io.TextIOWrapper(stream, encoding="utf-8", newline="")
     else:
@@ -369,9 +370,7 @@ class from_inventory:
     manifest: str
 
     def __call__(self, conn: "Connection", bucket: str, prefix: str) -> Iterator[AnyShard]:
-        if not self.manifest.startswith("s3://"):
-            raise ValueError(f"manifest must be an s3:// URL, not {self.manifest!r}")
-        where, _, key = self.manifest[len("s3://"):].partition("/")
+        where, key = parse_s3_url(self.manifest, "manifest")
         manifest = json.loads(conn.download(where, key))
         if manifest.get("fileFormat", "CSV").upper() != "CSV":
             raise ValueError(f"only CSV inventories can be read, not {manifest.get('fileFormat')!r}")

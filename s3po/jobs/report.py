@@ -9,14 +9,17 @@ keeps only the first ``KEPT_IN_MEMORY`` of them in the returned report.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any, Optional
+from typing import IO, Any, Iterator, Optional
 
-from ..errors import S3POException
+from ..atomicfile import AtomicFile
+from ..errors import code_and_message
 
 __all__ = ["FailedKey", "JobReport", "ReportWriter", "ShardResult", "failure"]
 
@@ -36,12 +39,9 @@ class FailedKey:
 
 
 def failure(bucket: str, key: str, version_id: Optional[str], exc: BaseException) -> FailedKey:
-    """The report row of ``exc``: its S3 error code when it has one, else its kind."""
-    code = exc.code if isinstance(exc, S3POException) and exc.code else None
-    if code is None:
-        cause = exc.__cause__ if isinstance(exc, S3POException) and exc.__cause__ is not None else exc
-        code = type(cause).__name__
-    return FailedKey(bucket, key, version_id, code, str(exc) or type(exc).__name__)
+    """The report row of ``exc`` (see errors.code_and_message)."""
+    code, message = code_and_message(exc)
+    return FailedKey(bucket, key, version_id, code, message)
 
 
 @dataclass
@@ -147,9 +147,7 @@ class ReportWriter:
             return self.report
         try:
             rows.seek(0)
-            folder = os.path.dirname(os.path.abspath(self.path))
-            with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".s3po-report-", delete=False,
-                                             encoding="utf-8", newline="") as out:
+            with _text_file(self.path) as out:
                 if self.format == "jsonl":
                     out.write(json.dumps({"totals": self.report.totals()}, ensure_ascii=False) + "\n")
                     for line in rows:
@@ -160,13 +158,23 @@ class ReportWriter:
                     for line in rows:
                         data = json.loads(line)
                         writer.writerow([data[column] if data[column] is not None else "" for column in COLUMNS])
-            os.replace(out.name, self.path)
             if self.format == "csv":
-                with open(self.path + ".totals.json", "w", encoding="utf-8") as totals:
+                with _text_file(self.path + ".totals.json") as totals:
                     json.dump(self.report.totals(), totals, indent=2)
         finally:
             rows.close()
         return self.report
+
+
+@contextlib.contextmanager
+def _text_file(path: str) -> Iterator[io.TextIOWrapper]:
+    """UTF-8 text that appears at ``path`` whole, or not at all (AtomicFile)."""
+    with AtomicFile(path) as target:
+        text = io.TextIOWrapper(target.file, encoding="utf-8", newline="")
+        try:
+            yield text
+        finally:
+            text.detach()  # flushed; the file itself is AtomicFile's to close
 
 
 def _format_of(path: Optional[str]) -> str:

@@ -128,7 +128,9 @@ class InventoryFile:
 
     ``location`` is where the data file lives (``inventory_bucket``, ``file_key``);
     ``schema`` the manifest's fileSchema (Bucket, Key, Size, ETag, VersionId...). Keys
-    in the file are URL-encoded, as S3 Inventory writes them.
+    in the file are URL-encoded, as S3 Inventory writes them. An inventory of all
+    versions has a row per version: only the current version of each key is taken
+    (IsLatest), and never a delete marker, so each key is processed once.
     """
 
     bucket: str
@@ -149,13 +151,19 @@ class InventoryFile:
         with conn.open(self.inventory_bucket, self.file_key, decompress=False) as stream:
             raw = gzip.GzipFile(fileobj=stream) if self.file_key.endswith(".gz") else stream
             for row in csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline="")):
-                if row:
+                if row and _current(self.schema, row):
                     key = inventory_key(self.bucket, self.schema, row)
                     if key.key.startswith(self.prefix):
                         yield key
 
     def describe(self) -> str:
         return f"inventory file s3://{self.inventory_bucket}/{self.file_key}"
+
+
+def _current(schema: tuple[str, ...], row: list[str]) -> bool:
+    """False for a row of an older version, or of a delete marker (inventories of all versions)."""
+    fields = dict(zip((name.strip() for name in schema), row))
+    return fields.get("IsLatest", "true").lower() != "false" and fields.get("IsDeleteMarker", "false").lower() != "true"
 
 
 def inventory_key(bucket: str, schema: tuple[str, ...], row: list[str]) -> Key:

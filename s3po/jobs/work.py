@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import pickle
 import queue
+import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Protocol
 
@@ -30,15 +32,22 @@ __all__ = ["Action", "Limiter", "Tally", "refuse_patched", "run_shard", "shared_
 
 # How long the task's thread waits for a lease or a finished worker before looking again.
 LEASE_WAIT_S = 0.25
+# Modules whose patching breaks Dask: its threads and locks, its event loop's waits and
+# clocks, its sockets. A program may patch some and not others (patch_all(socket=False)).
+ENGINE_MODULES = ("socket", "ssl", "threading", "_thread", "select", "selectors", "time", "queue")
+# Connections a worker process keeps for its tasks, one per set of arguments.
+SHARED_CONNECTIONS = 8
 
 
 def refuse_patched(what: str) -> None:
     """RuntimeError in a gevent-patched process: Dask (and Ray) need native threads."""
-    if runtime.patched():
+    monkey = sys.modules.get("gevent.monkey")
+    patched = [name for name in ENGINE_MODULES if monkey is not None and monkey.is_module_patched(name)]
+    if patched:
         raise RuntimeError(
-            f"{what} cannot run in a gevent-patched process: gevent.monkey.patch_all() replaces the "
-            "threads, locks and sockets that Dask's client, scheduler and workers use. Run the job "
-            "from a program that does not patch; s3po then runs every call on native threads."
+            f"{what} cannot run in a gevent-patched process: gevent.monkey patched {', '.join(patched)}, "
+            "which Dask's client, scheduler and workers use for their threads, locks, waits and sockets. "
+            "Run the job from a program that does not patch; s3po then runs every call on native threads."
         )
 
 
@@ -186,7 +195,7 @@ def run_shard(conn: "Connection", shard: ShardLike, action: Action, *, jobs: int
                        tally.failed, round(time.monotonic() - started, 3))
 
 
-_connections: dict[bytes, "Connection"] = {}
+_connections: "OrderedDict[bytes, Connection]" = OrderedDict()
 _connections_lock = threading.Lock()
 
 
@@ -195,11 +204,16 @@ def shared_connection(conn: "Connection") -> "Connection":
 
     A task receives its Connection pickled, so each would otherwise build a client (and
     a connection pool) of its own; tasks that run one after another in a worker share
-    one instead, with its warm connections.
+    one instead, with its warm connections. The last SHARED_CONNECTIONS used are kept:
+    a long-lived worker running jobs with ever new arguments does not grow for it (a
+    Connection let go is still used by the tasks that hold it, then collected).
     """
     identity = pickle.dumps(conn)
     with _connections_lock:
         found = _connections.get(identity)
         if found is None:
             found = _connections[identity] = conn
+            while len(_connections) > SHARED_CONNECTIONS:
+                _connections.popitem(last=False)
+        _connections.move_to_end(identity)
         return found
