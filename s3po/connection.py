@@ -842,8 +842,10 @@ class Connection(LegacyNames):
           file): sizes differ; "size" and "checksum" are refused (ValueError).
 
         Returns a TreeReport; failures of single files are in ``report.failed``, not raised.
-        Symlinks to folders, folders that cannot be read and names that are not UTF-8
-        are reported as failures, and ``delete`` removes nothing below such a folder.
+        Folders or files that cannot be looked at and names that are not UTF-8 are
+        reported as failures; symlinks to folders are not entered and are listed in
+        ``report.not_followed`` (not a failure); ``delete`` removes nothing at or below
+        any of them, whatever ``include`` and ``exclude`` say.
         The listing streams and the two sides are compared as two sorted streams: memory
         does not grow with the number of files. Interrupted (Ctrl-C, an exception in a
         progress callback), it leaves no multipart upload behind.

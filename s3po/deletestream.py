@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DeleteStream"]
 
+MAX_JOBS = 16  # DeleteObjects requests in flight, at most: each deletes up to DELETE_BATCH keys
+
 Deleted = Callable[[list[str]], Any]
 Refused = Callable[[str, str, str], Any]
 
@@ -32,7 +34,7 @@ class DeleteStream:
     key it did not, in the thread that calls ``add``, ``tell`` or ends the block:
     outcomes are passed on each time a request is sent, when ``tell()`` is called,
     and at the end of the block, which waits for every request. ``jobs`` requests
-    run at once. A block that raises cancels the requests not yet sent.
+    (at most MAX_JOBS) run at once. A block that raises cancels the requests not yet sent.
     """
 
     def __init__(self, connection: "Connection", bucket: str, *, deleted: Deleted, refused: Refused,
@@ -41,7 +43,7 @@ class DeleteStream:
         self._bucket = bucket
         self._deleted = deleted
         self._refused = refused
-        self._jobs = jobs
+        self._jobs = min(jobs, MAX_JOBS)
         self._batch: Optional["Batch"] = None
         self._pending: list[str] = []
         # Requests sent and not yet told: at most ``jobs`` in flight, plus those just ended.

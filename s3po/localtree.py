@@ -8,10 +8,11 @@ the whole tree (a single folder's listing is held whole, to be sorted).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator
 
 from .treeplan import sort_key
 
@@ -31,15 +32,18 @@ class LocalFile:
 @dataclass(frozen=True)
 class Unreadable:
     """An entry that cannot be part of the tree, reported as a failure in its place in the
-    order: a name that is not UTF-8 (code NotUTF8), a folder that cannot be read
-    (Unreadable), a symlink to a folder (Symlink). ``folder``: it is a folder (its
-    relative path ends with "/"), whose contents are not known."""
+    order: a name that is not UTF-8 (code NotUTF8), a folder or file that cannot be
+    looked at (Unreadable), a symlink to a folder (Symlink). ``folder``: it may be a
+    folder, whose contents are not known (its relative path ends with "/" when it is
+    known to be one). ``fails``: it makes the tree fail; a symlink to a folder is a
+    notice only, as not entering it is the walk's rule, not an error."""
 
     relative: str
     path: str
     reason: str
     code: str = "Unreadable"
     folder: bool = False
+    fails: bool = True
 
 
 def walk(root: str) -> Iterator["LocalFile | Unreadable"]:
@@ -58,46 +62,66 @@ def _walk(folder: str, relative_folder: str) -> Iterator["LocalFile | Unreadable
             yield Unreadable(relative_folder, folder, f"cannot read folder: {exc.strerror}", folder=True)
             return
         raise
-    listed: list[tuple[bytes, os.DirEntry[str], str]] = []
+    listed: "list[tuple[bytes, os.DirEntry[str], str | OSError]]" = []
     for entry in entries:
         kind = _kind(entry)
-        name = entry.name + "/" if kind != "file" else entry.name
+        name = entry.name + "/" if kind in FOLDERS else entry.name
         listed.append((sort_key(name), entry, kind))
     listed.sort(key=lambda item: item[0])
     del entries
     for _, entry, kind in listed:
-        relative = relative_folder + entry.name + ("/" if kind != "file" else "")
+        relative = relative_folder + entry.name + ("/" if kind in FOLDERS else "")
         if not _is_utf8(entry.name):
             yield Unreadable(relative, entry.path, "name is not valid UTF-8", "NotUTF8", folder=kind != "file")
+        elif isinstance(kind, OSError):
+            # Neither a file nor a folder for sure: reported under its bare name, and as a
+            # folder whose contents are unknown, so that a sync deletes nothing at its name
+            # or below it.
+            yield Unreadable(relative, entry.path, f"cannot look at it: {kind.strerror}", folder=True)
         elif kind == "folder":
             yield from _walk(entry.path, relative)
         elif kind == "linked folder":
-            yield Unreadable(relative, entry.path, "a symlink to a folder: not followed", "Symlink", folder=True)
+            yield Unreadable(relative, entry.path, "a symlink to a folder: not followed", "Symlink", folder=True,
+                             fails=False)
         else:
             info = _file_stat(entry)
-            if info is not None:
+            if isinstance(info, OSError):
+                yield Unreadable(relative, entry.path, f"cannot look at it: {info.strerror}")
+            elif info is not None:
                 yield LocalFile(relative, entry.path, info.st_size, info.st_mtime)
 
 
-def _kind(entry: "os.DirEntry[str]") -> str:
-    """"folder", "linked folder" (a symlink to one) or "file" (anything else, looked at later)."""
+FOLDERS = ("folder", "linked folder")
+
+
+def _kind(entry: "os.DirEntry[str]") -> "str | OSError":
+    """"folder", "linked folder" (a symlink to one), "file" (anything else, looked at
+    later), or the error that kept the entry from being looked at."""
     try:
         if entry.is_dir(follow_symlinks=False):
             return "folder"
         if entry.is_symlink() and entry.is_dir(follow_symlinks=True):
             return "linked folder"
-    except OSError:
-        pass
+    except OSError as exc:
+        if not _gone(exc):
+            return exc
     return "file"
 
 
-def _file_stat(entry: "os.DirEntry[str]") -> Optional[os.stat_result]:
-    """The stat of a regular file, or of the file a symlink points at; None for anything else."""
+def _file_stat(entry: "os.DirEntry[str]") -> "os.stat_result | OSError | None":
+    """The stat of a regular file, or of the file a symlink points at; None for anything
+    that is not a regular file or is gone; the error when it cannot be looked at."""
     try:
         info = entry.stat(follow_symlinks=True)
-    except OSError:
-        return None  # a dangling symlink, or a file gone meanwhile
+    except OSError as exc:
+        return None if _gone(exc) else exc
     return info if stat.S_ISREG(info.st_mode) else None
+
+
+def _gone(exc: OSError) -> bool:
+    """The entry is not there to be looked at: gone meanwhile, a dangling symlink, or a
+    symlink loop. Any other error (no permission) hides an entry that may exist."""
+    return isinstance(exc, FileNotFoundError) or exc.errno == errno.ELOOP
 
 
 def _is_utf8(name: str) -> bool:

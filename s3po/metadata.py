@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from .checksums import ALGORITHMS
 from .context import CallContext
 from .errors import DownloadException, http_status, s3_url, translate
 from .records import Key, from_head
+from .storechecks import stored_value
 
 __all__ = ["bucket_exists", "exists", "head", "head_response", "stored_checksum_of"]
 
@@ -37,17 +37,9 @@ def head(ctx: CallContext, bucket: str, key: str) -> Key:
 def stored_checksum_of(ctx: CallContext, bucket: str, key: str) -> Optional[tuple[str, str]]:
     """The object's full-object checksum as the store keeps it, (algorithm, base64 value), or None.
 
-    A HEAD with checksum mode. A checksum of parts' checksums (``<base64>-<parts>``, a
-    COMPOSITE multipart upload) is not of the whole object: None.
+    A HEAD with checksum mode; what it carries is read by ``storechecks.stored_value``.
     """
-    response = head_response(ctx, bucket, key, ChecksumMode="ENABLED")
-    if response.get("ChecksumType") not in (None, "FULL_OBJECT"):
-        return None
-    for name in ALGORITHMS:
-        value = response.get("Checksum" + name.upper())
-        if isinstance(value, str) and value and "-" not in value:
-            return name, value
-    return None
+    return stored_value(head_response(ctx, bucket, key, ChecksumMode="ENABLED"))
 
 
 def exists(ctx: CallContext, bucket: str, key: str) -> bool:

@@ -29,6 +29,7 @@ __all__ = [
     "current",
     "native",
     "patched",
+    "patched_modules",
 ]
 
 R = TypeVar("R")
@@ -39,8 +40,13 @@ POLL_S = 0.05
 
 def patched() -> bool:
     """True when the program has monkey-patched ``socket`` (and so runs on greenlets)."""
+    return bool(patched_modules(("socket",)))
+
+
+def patched_modules(names: "tuple[str, ...]") -> "list[str]":
+    """Those of the modules ``names`` gevent has monkey-patched in this process."""
     monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and bool(monkey.is_module_patched("socket"))
+    return [name for name in names if monkey is not None and monkey.is_module_patched(name)]
 
 
 _originals: dict[tuple[str, str], Any] = {}

@@ -81,20 +81,26 @@ def carries_checksum(response: Mapping[str, Any]) -> bool:
     return any(response.get(parameter(name)) for name in ALGORITHMS)
 
 
-def stored_checksum(response: Mapping[str, Any]) -> Optional[StoredChecksum]:
-    """The full-object CRC a GET or HEAD answer carries, when this machine can compute it.
+def stored_value(response: Mapping[str, Any]) -> Optional[tuple[str, str]]:
+    """The full-object checksum a GET or HEAD answer carries: (algorithm's name, base64).
 
     A composite checksum (a multipart upload's checksum of part checksums, shaped
-    ``<base64>-<parts>``) does not check the whole object's bytes: it is left to the ETag.
+    ``<base64>-<parts>``) is not of the whole object's bytes: None (left to the ETag).
     """
     if response.get("ChecksumType") not in (None, "FULL_OBJECT"):
         return None
-    found = available()
     for name in ALGORITHMS:
         value = response.get(parameter(name))
-        if isinstance(value, str) and "-" not in value and name in found:
-            return StoredChecksum(found[name], value)
+        if isinstance(value, str) and value and "-" not in value:
+            return name, value
     return None
+
+
+def stored_checksum(response: Mapping[str, Any]) -> Optional[StoredChecksum]:
+    """The full-object checksum a GET or HEAD answer carries, when this machine can compute it."""
+    stored = stored_value(response)
+    algorithm = available().get(stored[0]) if stored is not None else None
+    return StoredChecksum(algorithm, stored[1]) if stored is not None and algorithm is not None else None
 
 
 # The uploads whose checksums a store verifies, each learned on its own: a store may

@@ -7,12 +7,14 @@ only in the source (transfer), in both (transfer, or skip when ``sync`` finds th
 same) or only in the destination (delete, when asked): no dict of all keys is ever
 built. A stream that is not in order stops the plan with TreeOrderError, since a
 mis-ordered merge would plan wrong deletions. A folder of the source that could not be
-read (a Bad with ``fence`` set) is a fence: nothing below it is deleted
-from the destination, since what the source holds there is not known.
+read (a Bad with ``fence`` set) is a fence: nothing at or below its name is deleted
+from the destination, since what the source holds there is not known; that holds even
+when include/exclude leave the folder out, as they cannot tell what it holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -41,8 +43,11 @@ class Item:
 class Bad:
     """An entry of the source that cannot be transferred (an unsafe key, a conflict...).
 
-    ``fence``: a folder whose contents are not known (it could not be read); its
-    relative path ends with "/", and nothing below it is deleted from the destination.
+    ``fence``: a folder whose contents are not known (it could not be read, or is a
+    symlink not followed), or an entry that may be one; nothing at or below its relative
+    path (which ends with "/" when it is known to be a folder) is deleted from the
+    destination. ``said``: "failure" (the tree fails), "notice" (reported, not a
+    failure: a symlink to a folder) or "nothing" (a fence include/exclude left out).
     """
 
     relative: str
@@ -50,11 +55,12 @@ class Bad:
     reason: str
     code: str = "Unsafe"
     fence: bool = False
+    said: str = "failure"
 
 
 @dataclass(frozen=True)
 class Step:
-    """What to do with one relative path: "transfer", "skip", "delete" or "fail"."""
+    """What to do with one relative path: "transfer", "skip", "delete", "fail" or "notice"."""
 
     action: str
     relative: str
@@ -88,15 +94,17 @@ def plan(source: Iterator[Entry], destination: Iterator[Entry], *, sync: bool, d
     """The steps that make the destination hold the source (see the module docstring).
 
     Entries ``wanted`` rejects (include/exclude) are on neither side. An unreadable
-    folder of the source is left out only when ``excluded`` says so of its path
-    ("private/", which "private/*" excludes): what an include pattern would choose
-    inside it cannot be known. Without ``sync`` the destination is not read at all:
-    every source item is transferred.
+    folder of the source is reported unless ``excluded`` says so of its path
+    ("private/", which "private/*" excludes), and fences deletions either way: what an
+    include pattern would choose inside it cannot be known. Without ``sync`` the
+    destination is not read at all: every source item is transferred.
     """
     sources = ordered(_filtered(source, wanted, excluded), lambda entry: entry.relative, "source")
     if not sync:
         for entry in sources:
-            yield _from_source(entry, None, same, sync)
+            step = _from_source(entry, None, same, sync)
+            if step is not None:
+                yield step
         return
     destinations = ordered(_filtered(destination, wanted, excluded), lambda entry: entry.relative,
                            "destination")
@@ -110,7 +118,9 @@ def plan(source: Iterator[Entry], destination: Iterator[Entry], *, sync: bool, d
             continue
         if isinstance(mine, Bad) and mine.fence:
             fence = mine.relative
-        yield _from_source(mine, theirs if isinstance(theirs, Item) else None, same, sync)
+        step = _from_source(mine, theirs if isinstance(theirs, Item) else None, same, sync)
+        if step is not None:
+            yield step
 
 
 def pairs(source: Iterator[A], destination: Iterator[B], source_name: Callable[[A], str],
@@ -137,9 +147,10 @@ def pairs(source: Iterator[A], destination: Iterator[B], source_name: Callable[[
         theirs = next(destination, None)
 
 
-def _from_source(entry: Entry, theirs: Optional[Item], same: Same, sync: bool) -> Step:
+def _from_source(entry: Entry, theirs: Optional[Item], same: Same, sync: bool) -> Optional[Step]:
     if isinstance(entry, Bad):
-        return Step("fail", entry.relative, bad=entry)
+        said = {"failure": "fail", "notice": "notice"}.get(entry.said)
+        return Step(said, entry.relative, bad=entry) if said is not None else None
     if sync and theirs is not None and same(entry, theirs):
         return Step("skip", entry.relative, source=entry, destination=theirs)
     return Step("transfer", entry.relative, source=entry, destination=theirs)
@@ -150,8 +161,8 @@ def _filtered(entries: Iterator[Entry], wanted: Callable[[str], bool],
     for entry in entries:
         relative = entry.relative
         if isinstance(entry, Bad) and entry.fence:
-            if excluded is None or not excluded(relative):
-                yield entry
+            # Kept whatever the patterns say, as a fence; said only when not excluded.
+            yield entry if excluded is None or not excluded(relative) else dataclasses.replace(entry, said="nothing")
             continue
         if wanted(relative.rstrip("/") if relative.endswith("/") else relative):
             yield entry

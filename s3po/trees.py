@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["TreeAction", "TreeFailure", "TreeProgress", "TreeReport", "copy_tree", "download_tree",
            "upload_tree"]
 
-DELETE_JOBS = 16  # DeleteObjects requests of a tree in flight, at most
 PROGRESS_EVERY_S = 0.1  # byte progress of transfers in flight is passed on at most this often
 # A file's mtime within this of its object's LastModified is the stamp a download left
 # (what a float round trip through the file system can blur, not what an edit leaves).
@@ -81,7 +80,9 @@ class TreeReport:
     """What a tree call did: counts, bytes, failures, and a dry run's planned actions.
 
     ``deletes_refused`` counts deletions not made because more than ``max_delete`` were
-    planned (then none is made).
+    planned (then none is made). ``not_followed``: symlinks to folders the walk of an
+    upload did not enter (nothing below them was uploaded or deleted); they do not make
+    the report fail.
     """
 
     dry_run: bool = False
@@ -93,6 +94,7 @@ class TreeReport:
     deletes_refused: int = 0
     failed: list[TreeFailure] = field(default_factory=list)
     planned: list[TreeAction] = field(default_factory=list)
+    not_followed: list[TreeFailure] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -281,7 +283,8 @@ def _planned(source: Iterator[Entry], destination: Iterator[Entry], options: Opt
 def _local_item(entry: Any) -> Entry:
     if isinstance(entry, LocalFile):
         return Item(entry.relative, entry.path, entry.size, entry.mtime)
-    return Bad(entry.relative, entry.path, entry.reason, entry.code, fence=entry.folder)
+    return Bad(entry.relative, entry.path, entry.reason, entry.code, fence=entry.folder,
+               said="failure" if entry.fails else "notice")
 
 
 def _remote_items(connection: "Connection", bucket: str, prefix: str, list_from: Optional[str] = None) -> Iterator[Item]:
@@ -418,11 +421,15 @@ class _Run:
                 self._deletes = deletes
                 for step in steps:
                     self._drain_failures()
-                    if step.action == "fail":
+                    if step.action in ("fail", "notice"):
                         assert step.bad is not None
+                        failure = TreeFailure(step.bad.location, step.bad.code, step.bad.reason)
+                        if step.action == "notice":
+                            with self._lock:
+                                self.report.not_followed.append(failure)
+                            continue
                         action, source, destination = describe(step)
-                        self._failed(TreeAction(action, source, destination),
-                                     TreeFailure(step.bad.location, step.bad.code, step.bad.reason))
+                        self._failed(TreeAction(action, source, destination), failure)
                     elif step.action == "skip":
                         assert step.source is not None
                         with self._lock:
@@ -469,7 +476,7 @@ class _Run:
         if self._delete_bucket is None or not options.delete or options.dry_run:
             return contextlib.nullcontext()
         return DeleteStream(self._connection, self._delete_bucket, deleted=self._remote_deleted,
-                            refused=self._remote_refused, jobs=min(options.jobs, DELETE_JOBS))
+                            refused=self._remote_refused, jobs=options.jobs)
 
     # -- steps --
 

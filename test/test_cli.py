@@ -222,6 +222,20 @@ def test_rm_of_a_whole_bucket_needs_force(server_url, client):
     assert client.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
 
 
+def test_a_symlink_to_a_folder_is_a_notice_not_a_failure(server_url, client, folder, tmp_path):
+    client.create_bucket(Bucket=BUCKET)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "e.txt").write_bytes(b"e")
+    (folder / "lib64").symlink_to(elsewhere, target_is_directory=True)
+    client.put_object(Bucket=BUCKET, Key="up/lib64/e.txt", Body=b"e")
+    done = s3po("sync", "--delete", folder, f"s3://{BUCKET}/up/", url=server_url)
+    assert done.returncode == 0, done.stderr
+    assert "not followed" in done.stderr and str(folder / "lib64") in done.stderr
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=BUCKET, Prefix="up/")["Contents"]]
+    assert "up/lib64/e.txt" in keys and len(keys) == 31
+
+
 def test_sync_delete_beyond_max_delete_needs_force_and_dry_run_changes_nothing(server_url, client, tmp_path):
     client.create_bucket(Bucket=BUCKET)
     (tmp_path / "keep").write_bytes(b"keep")

@@ -117,6 +117,19 @@ def test_each_line_of_run_has_its_own_options(s3po_cli, client, tmp_path):
     assert out.count("(dry run) upload") == 1 and keys(client, "inherited/") == []
 
 
+def test_what_deletes_more_than_a_line_names_is_never_filled_in_by_the_run(s3po_cli, client, tmp_path):
+    put(client, "k", "k/below", "other")
+    script = tmp_path / "commands"
+    script.write_text(f"rm s3://{BUCKET}/*\n")
+    status, _, err = s3po_cli("run", "--force", script)
+    assert status == 2 and "--force" in err
+    assert keys(client) == ["k", "k/below", "other"]
+    script.write_text(f"rm s3://{BUCKET}/k\n")
+    status, _, err = s3po_cli("run", "-r", script)
+    assert status == 0, err
+    assert keys(client) == ["k/below", "other"]  # the key named, not what is below it
+
+
 @pytest.mark.parametrize("line", ["ls -j 4 s3://{b}/", "ls --endpoint-url http://127.0.0.1:9 s3://{b}/",
                                   "ls --json s3://{b}/", "cat --recursive s3://{b}/k"])
 def test_a_line_of_run_cannot_set_what_belongs_to_the_whole_run(s3po_cli, client, tmp_path, line):
@@ -136,6 +149,9 @@ def test_a_line_of_run_cannot_set_what_belongs_to_the_whole_run(s3po_cli, client
     ["rm", "s3://{b}/k", "--exclude", "k"],
     ["ls", "s3://{b}/", "--include", "k"],
     ["cp", "-r", "s3://{b}/a/", "s3://{b}/a/sub/"],
+    ["rm", "--force", "s3://{b}/k"],
+    ["sync", "--max-delete", "5", "s3://{b}/a/", "{f}.back"],
+    ["sync", "--force", "s3://{b}/a/", "{f}.back"],
 ])
 def test_options_a_command_would_ignore_are_refused(s3po_cli, client, tmp_path, args):
     put(client, "k", "a/x")

@@ -170,7 +170,13 @@ def test_download_prefix_writes_every_file_and_nothing_outside(conn, proxy, clus
     assert written == sorted(NAMES + ["odd/ok"])
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert (target / NAMES[7]).read_bytes() == b"x" * (int(NAMES[7].rsplit("-", 1)[1]) % 40)
-    for name in ("odd/../escape", "odd//double", "odd/ok", "odd/dir/"):
+    # A prefix without "/" is a folder: "odd" is odd/, and its neighbour "oddity" stays out.
+    conn.upload(SRC, "oddity", b"a neighbour")
+    folder = tmp_path / "odd"
+    report = s3po.dask.download_prefix(cluster, conn, SRC, "odd", str(folder))
+    assert (report.objects, report.succeeded, report.skipped) == (4, 1, 1)
+    assert [f for _, _, files in os.walk(folder) for f in files] == ["ok"]
+    for name in ("odd/../escape", "odd//double", "odd/ok", "odd/dir/", "oddity"):
         conn.delete(SRC, name)
 
 
@@ -238,6 +244,15 @@ def test_a_job_is_the_same_job_again_only_with_the_same_settings():
     plans = [lambda c, b, p: [], lambda c, b, p: []]
     assert "0x" not in json.dumps(identity(MapKeys(f), plans[0]))
     assert identity(MapKeys(f), plans[0]) == identity(MapKeys(f), plans[1])
+    # Two lambdas of one module, or two closures of one factory, are two jobs.
+    lambdas = [lambda conn, key: key.size, lambda conn, key: key.etag]
+    assert identity(MapKeys(lambdas[0])) != identity(MapKeys(lambdas[1]))
+
+    def factory(suffix):
+        return lambda conn, key: key.key + suffix
+
+    assert identity(MapKeys(factory(".a"))) != identity(MapKeys(factory(".b")))
+    assert identity(MapKeys(factory(".a"))) == identity(MapKeys(factory(".a")))
 
 
 def test_a_gevent_patched_program_is_refused_with_a_clear_message():

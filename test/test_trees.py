@@ -236,19 +236,68 @@ def test_a_folder_the_walk_cannot_read_keeps_its_objects_through_a_sync_with_del
     assert [(failure.what, failure.code) for failure in report.failed] == [(str(source / "private"), "Unreadable")]
     assert report.deleted == 1  # p/stale; what the unreadable folder holds is not known, so kept
     assert sorted(mocked.list(BUCKET)) == ["p/private/p.txt", "p/z.txt"]
-    # Excluded, the folder is not reported, and its objects are left alone as excluded ones are.
-    report = mocked.upload_tree(BUCKET, "p", source, sync=True, delete=True, exclude=["private/*"])
-    assert report.ok and report.deleted == 0
-    assert sorted(mocked.list(BUCKET)) == ["p/private/p.txt", "p/z.txt"]
+    # Excluded, the folder is not reported, and its objects stay: even where the pattern
+    # leaves the folder out but not what it holds ("*/" matches "private/" alone).
+    for exclude in (["private/*"], ["private/"], ["*/"]):
+        report = mocked.upload_tree(BUCKET, "p", source, sync=True, delete=True, exclude=exclude)
+        assert report.ok and report.deleted == 0, exclude
+        assert sorted(mocked.list(BUCKET)) == ["p/private/p.txt", "p/z.txt"]
 
 
-def test_a_symlink_to_a_folder_is_reported_and_its_objects_are_not_deleted(mocked, tmp_path):
+class _Hidden:
+    """A DirEntry whose stat (and, for ``kind_too``, whose kind) cannot be looked at, as
+    in a folder with read but no search permission."""
+
+    def __init__(self, entry, kind_too):
+        self._entry, self._kind_too = entry, kind_too
+        self.name, self.path = entry.name, entry.path
+
+    def _refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", self.path)
+
+    def stat(self, *args, **kwargs):
+        return self._refuse()
+
+    def is_dir(self, *args, **kwargs):
+        return self._refuse() if self._kind_too else self._entry.is_dir(*args, **kwargs)
+
+    def is_symlink(self):
+        return self._entry.is_symlink()
+
+
+def test_entries_the_walk_cannot_look_at_are_failures_and_keep_their_objects(mocked, tmp_path, monkeypatch):
+    source = make_tree(tmp_path / "src", {"a.txt": b"a", "hidden.txt": b"h", "odd/inside.txt": b"i", "z.txt": b"z"})
+    mocked.upload_tree(BUCKET, "p", source)
+    mocked.upload(BUCKET, "p/stale", b"gone from the folder")
+    real_scandir = os.scandir
+
+    class Listing:
+        def __init__(self, path):
+            self._listing = real_scandir(path)
+
+        def __enter__(self):
+            return [_Hidden(entry, entry.name == "odd") if entry.name in ("hidden.txt", "odd") else entry
+                    for entry in self._listing.__enter__()]
+
+        def __exit__(self, *exc):
+            return self._listing.__exit__(*exc)
+
+    monkeypatch.setattr(os, "scandir", Listing)
+    report = mocked.upload_tree(BUCKET, "p", source, sync=True, delete=True)
+    assert sorted((failure.what, failure.code) for failure in report.failed) == [
+        (str(source / "hidden.txt"), "Unreadable"), (str(source / "odd"), "Unreadable")]
+    assert report.deleted == 1  # p/stale only: the file and the entry of unknown kind keep theirs
+    assert sorted(mocked.list(BUCKET)) == ["p/a.txt", "p/hidden.txt", "p/odd/inside.txt", "p/z.txt"]
+
+
+def test_a_symlink_to_a_folder_is_a_notice_and_its_objects_are_not_deleted(mocked, tmp_path):
     elsewhere = make_tree(tmp_path / "elsewhere", {"keep.txt": b"keep"})
     source = make_tree(tmp_path / "src", {"a.txt": b"a", "linked.txt": b"l"})
     (source / "linked").symlink_to(elsewhere, target_is_directory=True)
     mocked.upload(BUCKET, "p/linked/keep.txt", b"uploaded by a tool that follows links")
     report = mocked.upload_tree(BUCKET, "p", source, sync=True, delete=True)
-    assert [(failure.what, failure.code) for failure in report.failed] == [(str(source / "linked"), "Symlink")]
+    assert report.ok and not report.failed
+    assert [(notice.what, notice.code) for notice in report.not_followed] == [(str(source / "linked"), "Symlink")]
     assert (report.transferred, report.deleted) == (2, 0)
     assert sorted(mocked.list(BUCKET)) == ["p/a.txt", "p/linked.txt", "p/linked/keep.txt"]
 

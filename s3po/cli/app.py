@@ -33,7 +33,6 @@ OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 COMMANDS = ("ls", "cp", "sync", "mv", "rm", "cat", "du", "stat", "mb", "run")
 DEFAULT_MAX_DELETE = 1000
 CHUNK = MiB
-DELETE_JOBS = 16  # DeleteObjects requests of rm -r and mv -r in flight, at most
 
 # Options of the whole invocation: its one Connection, its one output. Every command
 # takes them; a line of ``run`` cannot (the run has one of each).
@@ -52,8 +51,12 @@ TAKES: dict[str, frozenset[str]] = {
     "cat": frozenset(),
     "stat": frozenset(),
     "mb": frozenset({"dry_run"}),
-    "run": _TREE | _UPLOAD | {"dry_run", "delete", "compare", "max_delete", "force"},  # for its lines
+    # For its lines; not --force, which a line that needs it must give itself.
+    "run": _TREE | _UPLOAD | {"dry_run", "delete", "compare", "max_delete"},
 }
+# What a line's command takes only from the line itself, never from the run: each makes
+# it delete more than it names (-r turns ``rm s3://b/k`` into every key below k/).
+OWN_LINE_ONLY: dict[str, frozenset[str]] = {"rm": frozenset({"recursive"})}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -158,7 +161,8 @@ def parse_arguments(argv: Sequence[str], parser: Optional[argparse.ArgumentParse
     ``base``: the options of a ``run``, for one of its lines: the line's own options
     win; those of the run fill in the rest where the line's command takes them; a line
     may not set the run's connection or output. ``args.given`` names the options
-    written out.
+    written out. ``--force`` is refused on ``run`` and ``-r`` never fills in for ``rm``:
+    what deletes more than a line names is written on that line.
     """
     parser = parser or build_parser()
     args = parser.parse_args(list(argv), namespace=argparse.Namespace())
@@ -174,7 +178,8 @@ def parse_arguments(argv: Sequence[str], parser: Optional[argparse.ArgumentParse
     for name, value in DEFAULTS.items():
         if name in given:
             continue
-        inherited = base is not None and (name in takes or name in CONNECTION_OPTIONS | OUTPUT_OPTIONS)
+        inherited = base is not None and name not in OWN_LINE_ONLY.get(args.command, frozenset()) and (
+            name in takes or name in CONNECTION_OPTIONS | OUTPUT_OPTIONS)
         setattr(args, name, getattr(base, name) if inherited else value)
     args.given = given
     return args
@@ -348,6 +353,8 @@ class App:
         url = _s3(args.url)
         if not args.recursive and not has_wildcard(url.key):
             _no_filters(args, "rm deletes one key; with -r or a wildcard, many")
+            if "force" in args.given:
+                raise UsageError("--force lets rm -r or a wildcard delete a whole bucket; rm of one key needs none")
             if url.is_folder:
                 raise UsageError(f"rm {url}: that is a prefix; add -r to delete everything under it")
             if args.dry_run:
@@ -389,7 +396,7 @@ class App:
             output.done(TreeAction("delete", None, url, error=TreeFailure(url, code, message)))
 
         with DeleteStream(self.conn, bucket, deleted=deleted, refused=refused,
-                          jobs=min(self.args.jobs, DELETE_JOBS)) as deletes:
+                          jobs=self.args.jobs) as deletes:
             for record in selection.keys(self.conn):
                 counts["listed"] += 1
                 deletes.add(record.key)
@@ -406,6 +413,9 @@ class App:
         return self._transfer(args, move=True, sync=False)
 
     def do_sync(self, args: argparse.Namespace) -> int:
+        given = sorted(args.given & {"max_delete", "force"})
+        if given and not args.delete:
+            raise UsageError(f"{_flags(given)} bound what --delete deletes: add --delete, or leave them out")
         return self._transfer(args, move=False, sync=True)
 
     def _transfer(self, args: argparse.Namespace, *, move: bool, sync: bool) -> int:
@@ -508,7 +518,7 @@ class App:
             chosen = _selection(args, source)
             source, list_from, pattern = S3Url(source.bucket, chosen.folder), chosen.list_from, chosen.pattern
         max_delete = None if args.force else (args.max_delete if args.max_delete is not None else DEFAULT_MAX_DELETE)
-        with _Mover(conn, output, source, min(self.args.jobs, DELETE_JOBS), move) as mover:
+        with _Mover(conn, output, source, self.args.jobs, move) as mover:
             options = trees.check_options(conn, args.include, args.exclude, sync, args.compare, args.delete,
                                           args.dry_run, mover.progress, args.jobs,
                                           max_delete if args.delete else None, pattern=pattern)
@@ -531,6 +541,8 @@ class App:
     def _ended(self, args: argparse.Namespace, report: TreeReport) -> int:
         for action in report.planned:
             self.output.planned(action)
+        for notice in report.not_followed:
+            self.output.info(f"s3po: not followed: {notice}")
         if report.deletes_refused:
             self.output.error(
                 f"refused to delete {report.deletes_refused} objects: more than --max-delete "

@@ -10,6 +10,7 @@ go into the ledger and the report as they arrive.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import pickle
 import re
@@ -254,13 +255,40 @@ def _identity(action: Action, bucket: str, prefix: str, planner: Any) -> dict[st
 
 
 def _stable(value: Any) -> Any:
-    """``value`` described the same way in every run: a function by its qualified name,
-    anything else by its repr, less the memory addresses a repr may hold."""
+    """``value`` described the same way in every run: a function by its qualified name
+    and a digest of its code and closure (two lambdas of one module, or two closures of
+    one factory, are told apart), anything else by its repr, less the memory addresses
+    a repr may hold."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if callable(value) and hasattr(value, "__qualname__"):
-        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+        name = f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+        code = getattr(value, "__code__", None)
+        if code is None:
+            return name
+        cells = [_stable(cell.cell_contents) for cell in getattr(value, "__closure__", None) or ()]
+        return f"{name} {_code_digest(code, repr(cells))}"
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def _code_digest(code: Any, closure: str) -> str:
+    """What a function does, as a short digest: its bytecode, constants (nested functions'
+    code included), names and closure; not its file's line numbers, so that moving it
+    does not make another job."""
+    digest = hashlib.sha256()
+
+    def add(code: Any) -> None:
+        digest.update(code.co_code)
+        digest.update(repr(code.co_names + code.co_varnames).encode())
+        for constant in code.co_consts:
+            if hasattr(constant, "co_code"):
+                add(constant)
+            else:
+                digest.update(repr(constant).encode())
+
+    add(code)
+    digest.update(closure.encode())
+    return digest.hexdigest()[:16]
 
 
 def _check_ledger_outside(ledger: Any, bucket: str, prefix: str) -> None:
@@ -280,6 +308,9 @@ def _close_semaphore(client: Any, name: str) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
             client.run(_forget_semaphore, name, on_error="ignore")
+        except Exception:  # a worker went away with its handles: the scheduler is told below
+            pass
+        try:
             client.sync(client.scheduler.semaphore_close, name=name)
         except Exception:  # the scheduler went away: nothing left to clean
             pass

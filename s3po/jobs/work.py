@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pickle
 import queue
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -41,8 +40,7 @@ SHARED_CONNECTIONS = 8
 
 def refuse_patched(what: str) -> None:
     """RuntimeError in a gevent-patched process: Dask (and Ray) need native threads."""
-    monkey = sys.modules.get("gevent.monkey")
-    patched = [name for name in ENGINE_MODULES if monkey is not None and monkey.is_module_patched(name)]
+    patched = runtime.patched_modules(ENGINE_MODULES)
     if patched:
         raise RuntimeError(
             f"{what} cannot run in a gevent-patched process: gevent.monkey patched {', '.join(patched)}, "
