@@ -150,14 +150,17 @@ class RetryPolicy:
     full jitter, which spreads out clients that failed together. ``sleep`` and
     ``random`` are injectable so tests never really wait; by default the sleep is the
     one that fits the program when the retry happens (gevent's once it has patched),
-    and it ends early when the call is cancelled.
+    and it ends early when the call is cancelled; the default ``random`` is the
+    process's own generator, looked up when drawing: a policy pickled to another
+    process carries no generator state (each process draws its own jitter, and two
+    pickles of one policy are the same bytes).
     """
 
     retries: int = 3
     backoff_base_s: float = 0.1
     backoff_cap_s: float = 20.0
     sleep: Optional[Callable[[float], None]] = field(default=None, compare=False, repr=False)
-    random: Callable[[], float] = field(default=random.random, compare=False, repr=False)
+    random: Optional[Callable[[], float]] = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_retries(self.retries)
@@ -179,7 +182,8 @@ class RetryPolicy:
     def delay(self, retry_number: int) -> float:
         """Seconds to wait before retry ``retry_number`` (1 for the first retry)."""
         ceiling = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (retry_number - 1))
-        return float(ceiling * self.random())
+        draw = self.random if self.random is not None else random.random
+        return float(ceiling * draw())
 
     def call(
         self,

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import threading
 from collections import Counter
 
@@ -439,6 +440,21 @@ def test_a_worker_keeps_a_few_connections_not_one_per_set_of_arguments_ever_seen
     assert len(work._connections) == work.SHARED_CONNECTIONS
     again = make_connection(max_connections=len(made))
     assert work.shared_connection(again) is made[-1]  # the same arguments: the one kept
+
+
+def test_tasks_of_one_job_share_one_connection_however_much_the_client_retried_between_them(monkeypatch):
+    import random
+
+    monkeypatch.setattr(work, "_connections", type(work._connections)())
+    conn = make_connection()
+    first = pickle.dumps(conn)  # as the first task is sent
+    for retry in range(1, 4):
+        conn.retry_policy.delay(retry)  # jitter drawn by the client's own calls
+    random.random()
+    later = pickle.dumps(conn)  # as a later task is sent
+    assert first == later
+    assert work.shared_connection(pickle.loads(first)) is work.shared_connection(pickle.loads(later))
+    assert len(work._connections) == 1
 
 
 def test_a_program_that_patched_threads_but_not_sockets_is_refused():
