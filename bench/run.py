@@ -1,6 +1,6 @@
 """Benchmark s3po against its peers on one local S3 server with a fixed latency.
 
-    make bench                                   # both suites, the defaults below
+    make bench                                   # all six suites, the defaults below
     make bench BENCH_ARGS='--suite small --repeat 5 --variants s3po boto3-threads'
     make bench BENCH_ARGS='--suite large --large-size-mib 256'
     make bench BENCH_ARGS='--suite cli'                        # s3po vs s5cmd vs aws cli
@@ -8,7 +8,7 @@
     make bench BENCH_ARGS='--suite dask'                       # copy on a LocalCluster vs one batch
 
 Starts one S3 server on 127.0.0.1 (rclone serve s3 by default); each suite puts
-bench/delayproxy.py in front of it, which holds each response for the latency. Two suites:
+bench/delayproxy.py in front of it, which holds each response for the latency. Six suites:
 
 - small (bench/small.py): --objects objects of --size bytes up and down, with
   --concurrency requests in flight;

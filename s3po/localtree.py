@@ -33,17 +33,18 @@ class LocalFile:
 class Unreadable:
     """An entry that cannot be part of the tree, reported as a failure in its place in the
     order: a name that is not UTF-8 (code NotUTF8), a folder or file that cannot be
-    looked at (Unreadable), a symlink to a folder (Symlink). ``folder``: it may be a
-    folder, whose contents are not known (its relative path ends with "/" when it is
-    known to be one). ``fails``: it makes the tree fail; a symlink to a folder is a
-    notice only, as not entering it is the walk's rule, not an error."""
+    looked at (Unreadable), a symlink to a folder (Symlink). ``folder``: a folder whose
+    contents are not known (its relative path ends with "/"). ``said``: as
+    ``treeplan.Bad``'s: "failure", "notice" (a symlink to a folder: not entering it is
+    the walk's rule, not an error) or "nothing" (the silent fence of an entry whose
+    kind is not known, reported as a failure under its bare name)."""
 
     relative: str
     path: str
     reason: str
     code: str = "Unreadable"
     folder: bool = False
-    fails: bool = True
+    said: str = "failure"
 
 
 def walk(root: str) -> Iterator["LocalFile | Unreadable"]:
@@ -67,22 +68,27 @@ def _walk(folder: str, relative_folder: str) -> Iterator["LocalFile | Unreadable
         kind = _kind(entry)
         name = entry.name + "/" if kind in FOLDERS else entry.name
         listed.append((sort_key(name), entry, kind))
+        if isinstance(kind, OSError):
+            # Neither a file nor a folder for sure: reported under its bare name (which
+            # keeps an object of that name), and fenced as a folder too, in that place in
+            # the order (right before what it would hold), so that a sync deletes nothing
+            # below it either.
+            listed.append((sort_key(entry.name + "/"), entry, UNKNOWN_FOLDER))
     listed.sort(key=lambda item: item[0])
     del entries
     for _, entry, kind in listed:
         relative = relative_folder + entry.name + ("/" if kind in FOLDERS else "")
-        if not _is_utf8(entry.name):
-            yield Unreadable(relative, entry.path, "name is not valid UTF-8", "NotUTF8", folder=kind != "file")
+        if kind == UNKNOWN_FOLDER:
+            yield Unreadable(relative + "/", entry.path, "its kind is not known", folder=True, said="nothing")
+        elif not _is_utf8(entry.name):
+            yield Unreadable(relative, entry.path, "name is not valid UTF-8", "NotUTF8", folder=kind in FOLDERS)
         elif isinstance(kind, OSError):
-            # Neither a file nor a folder for sure: reported under its bare name, and as a
-            # folder whose contents are unknown, so that a sync deletes nothing at its name
-            # or below it.
-            yield Unreadable(relative, entry.path, f"cannot look at it: {kind.strerror}", folder=True)
+            yield Unreadable(relative, entry.path, f"cannot look at it: {kind.strerror}")
         elif kind == "folder":
             yield from _walk(entry.path, relative)
         elif kind == "linked folder":
-            yield Unreadable(relative, entry.path, "a symlink to a folder: not followed", "Symlink", folder=True,
-                             fails=False)
+            yield Unreadable(relative, entry.path, "a symlink to a folder", "Symlink", folder=True,
+                             said="notice")
         else:
             info = _file_stat(entry)
             if isinstance(info, OSError):
@@ -92,6 +98,7 @@ def _walk(folder: str, relative_folder: str) -> Iterator["LocalFile | Unreadable
 
 
 FOLDERS = ("folder", "linked folder")
+UNKNOWN_FOLDER = "unknown folder"  # the fence of an entry whose kind is not known
 
 
 def _kind(entry: "os.DirEntry[str]") -> "str | OSError":

@@ -153,7 +153,8 @@ class RetryPolicy:
     and it ends early when the call is cancelled; the default ``random`` is the
     process's own generator, looked up when drawing: a policy pickled to another
     process carries no generator state (each process draws its own jitter, and two
-    pickles of one policy are the same bytes).
+    pickles of one policy are the same bytes). A ``random`` given here travels as it
+    is: a seeded ``Random(...).random`` gives every process the same jitter.
     """
 
     retries: int = 3

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from .checksums import ALGORITHMS, Algorithm, available, best, by_name, parameter
 from .errors import error_code, http_status
@@ -81,26 +81,30 @@ def carries_checksum(response: Mapping[str, Any]) -> bool:
     return any(response.get(parameter(name)) for name in ALGORITHMS)
 
 
-def stored_value(response: Mapping[str, Any]) -> Optional[tuple[str, str]]:
-    """The full-object checksum a GET or HEAD answer carries: (algorithm's name, base64).
+def stored_values(response: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """The full-object checksums a GET or HEAD answer carries: (algorithm's name, base64).
 
     A composite checksum (a multipart upload's checksum of part checksums, shaped
-    ``<base64>-<parts>``) is not of the whole object's bytes: None (left to the ETag).
+    ``<base64>-<parts>``) is not of the whole object's bytes: left out (to the ETag).
     """
     if response.get("ChecksumType") not in (None, "FULL_OBJECT"):
-        return None
+        return
     for name in ALGORITHMS:
         value = response.get(parameter(name))
         if isinstance(value, str) and value and "-" not in value:
-            return name, value
-    return None
+            yield name, value
+
+
+def stored_value(response: Mapping[str, Any]) -> Optional[tuple[str, str]]:
+    """The first of ``stored_values``, or None."""
+    return next(stored_values(response), None)
 
 
 def stored_checksum(response: Mapping[str, Any]) -> Optional[StoredChecksum]:
-    """The full-object checksum a GET or HEAD answer carries, when this machine can compute it."""
-    stored = stored_value(response)
-    algorithm = available().get(stored[0]) if stored is not None else None
-    return StoredChecksum(algorithm, stored[1]) if stored is not None and algorithm is not None else None
+    """The full-object checksum a GET or HEAD answer carries that this machine can compute."""
+    found = available()
+    return next((StoredChecksum(found[name], value) for name, value in stored_values(response) if name in found),
+                None)
 
 
 # The uploads whose checksums a store verifies, each learned on its own: a store may

@@ -7,7 +7,7 @@ only in the source (transfer), in both (transfer, or skip when ``sync`` finds th
 same) or only in the destination (delete, when asked): no dict of all keys is ever
 built. A stream that is not in order stops the plan with TreeOrderError, since a
 mis-ordered merge would plan wrong deletions. A folder of the source that could not be
-read (a Bad with ``fence`` set) is a fence: nothing at or below its name is deleted
+read (a Bad with ``fence`` set) is a fence: nothing below it is deleted
 from the destination, since what the source holds there is not known; that holds even
 when include/exclude leave the folder out, as they cannot tell what it holds.
 """
@@ -43,11 +43,11 @@ class Item:
 class Bad:
     """An entry of the source that cannot be transferred (an unsafe key, a conflict...).
 
-    ``fence``: a folder whose contents are not known (it could not be read, or is a
-    symlink not followed), or an entry that may be one; nothing at or below its relative
-    path (which ends with "/" when it is known to be a folder) is deleted from the
-    destination. ``said``: "failure" (the tree fails), "notice" (reported, not a
-    failure: a symlink to a folder) or "nothing" (a fence include/exclude left out).
+    ``fence``: a folder whose contents are not known (it could not be read, is a
+    symlink not followed, or may be a folder); its relative path ends with "/", and
+    nothing below it is deleted from the destination. ``said``: "failure" (the tree
+    fails), "notice" (reported, not a failure: a symlink to a folder) or "nothing" (a
+    fence include/exclude left out, or one reported under another name).
     """
 
     relative: str

@@ -283,8 +283,7 @@ def _planned(source: Iterator[Entry], destination: Iterator[Entry], options: Opt
 def _local_item(entry: Any) -> Entry:
     if isinstance(entry, LocalFile):
         return Item(entry.relative, entry.path, entry.size, entry.mtime)
-    return Bad(entry.relative, entry.path, entry.reason, entry.code, fence=entry.folder,
-               said="failure" if entry.fails else "notice")
+    return Bad(entry.relative, entry.path, entry.reason, entry.code, fence=entry.folder, said=entry.said)
 
 
 def _remote_items(connection: "Connection", bucket: str, prefix: str, list_from: Optional[str] = None) -> Iterator[Item]:

@@ -232,6 +232,11 @@ def test_a_symlink_to_a_folder_is_a_notice_not_a_failure(server_url, client, fol
     done = s3po("sync", "--delete", folder, f"s3://{BUCKET}/up/", url=server_url)
     assert done.returncode == 0, done.stderr
     assert "not followed" in done.stderr and str(folder / "lib64") in done.stderr
+    as_json = s3po("sync", "--delete", "--json", folder, f"s3://{BUCKET}/up/", url=server_url)
+    assert as_json.returncode == 0, as_json.stderr
+    records = json_lines(as_json.stdout)
+    assert {"notice": "not followed", "path": str(folder / "lib64"), "message": "a symlink to a folder"} in records
+    assert records[-1]["summary"]["not_followed"] == 1 and records[-1]["summary"]["failed"] == 0
     keys = [item["Key"] for item in client.list_objects_v2(Bucket=BUCKET, Prefix="up/")["Contents"]]
     assert "up/lib64/e.txt" in keys and len(keys) == 31
 

@@ -124,10 +124,14 @@ def test_what_deletes_more_than_a_line_names_is_never_filled_in_by_the_run(s3po_
     status, _, err = s3po_cli("run", "--force", script)
     assert status == 2 and "--force" in err
     assert keys(client) == ["k", "k/below", "other"]
-    script.write_text(f"rm s3://{BUCKET}/k\n")
+    for option in ("--delete", "--max-delete"):
+        status, _, err = s3po_cli("run", option, *(["5"] if option == "--max-delete" else []), script)
+        assert status == 2 and option in err
+    put(client, "j", "j/below")
+    script.write_text(f"mv s3://{BUCKET}/j s3://{BUCKET}/moved\nrm s3://{BUCKET}/k\n")
     status, _, err = s3po_cli("run", "-r", script)
     assert status == 0, err
-    assert keys(client) == ["k/below", "other"]  # the key named, not what is below it
+    assert keys(client) == ["j/below", "k/below", "moved", "other"]  # the keys named, not what is below them
 
 
 @pytest.mark.parametrize("line", ["ls -j 4 s3://{b}/", "ls --endpoint-url http://127.0.0.1:9 s3://{b}/",

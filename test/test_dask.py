@@ -253,6 +253,22 @@ def test_a_job_is_the_same_job_again_only_with_the_same_settings():
 
     assert identity(MapKeys(factory(".a"))) != identity(MapKeys(factory(".b")))
     assert identity(MapKeys(factory(".a"))) == identity(MapKeys(factory(".a")))
+    defaults = [lambda conn, key, suffix=".a": key.key + suffix, lambda conn, key, suffix=".b": key.key + suffix]
+    assert identity(MapKeys(defaults[0])) != identity(MapKeys(defaults[1]))
+
+    def recursive(conn, key, depth=0):
+        return recursive(conn, key, depth + 1) if depth < 1 else key
+
+    identity(MapKeys(recursive))
+    # A set is described the same way whatever the process's hash seed.
+    program = ("import json, sys\n"
+               "from s3po.dask import jobs\n"
+               "def fn(conn, key):\n"
+               "    return key.key.rsplit('.', 1)[-1] in {'txt', 'csv', 'json', 'parquet'}\n"
+               "print(json.dumps(jobs._stable(fn)))\n")
+    described = {subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(described) == 1 and "fn" in described.pop()
 
 
 def test_a_gevent_patched_program_is_refused_with_a_clear_message():

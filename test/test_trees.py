@@ -266,9 +266,14 @@ class _Hidden:
 
 
 def test_entries_the_walk_cannot_look_at_are_failures_and_keep_their_objects(mocked, tmp_path, monkeypatch):
-    source = make_tree(tmp_path / "src", {"a.txt": b"a", "hidden.txt": b"h", "odd/inside.txt": b"i", "z.txt": b"z"})
+    source = make_tree(tmp_path / "src", {"a.txt": b"a", "hidden.txt": b"h", "odd/inside.txt": b"i", "odd-x.txt": b"x",
+                                          "z.txt": b"z"})
+    elsewhere = make_tree(tmp_path / "elsewhere", {"kept": b"k"})
+    (source / "odd.d").symlink_to(elsewhere, target_is_directory=True)  # a fence between "odd" and "odd/"
     mocked.upload_tree(BUCKET, "p", source)
-    mocked.upload(BUCKET, "p/stale", b"gone from the folder")
+    for stale in ("p/stale", "p/odd-y"):
+        mocked.upload(BUCKET, stale, b"gone from the folder")
+    mocked.upload(BUCKET, "p/odd.d/kept", b"k")
     real_scandir = os.scandir
 
     class Listing:
@@ -286,8 +291,10 @@ def test_entries_the_walk_cannot_look_at_are_failures_and_keep_their_objects(moc
     report = mocked.upload_tree(BUCKET, "p", source, sync=True, delete=True)
     assert sorted((failure.what, failure.code) for failure in report.failed) == [
         (str(source / "hidden.txt"), "Unreadable"), (str(source / "odd"), "Unreadable")]
-    assert report.deleted == 1  # p/stale only: the file and the entry of unknown kind keep theirs
-    assert sorted(mocked.list(BUCKET)) == ["p/a.txt", "p/hidden.txt", "p/odd/inside.txt", "p/z.txt"]
+    # The stale keys go; the file, the entry of unknown kind and the symlinked folder keep theirs.
+    assert report.deleted == 2
+    assert sorted(mocked.list(BUCKET)) == ["p/a.txt", "p/hidden.txt", "p/odd-x.txt", "p/odd.d/kept",
+                                           "p/odd/inside.txt", "p/z.txt"]
 
 
 def test_a_symlink_to_a_folder_is_a_notice_and_its_objects_are_not_deleted(mocked, tmp_path):

@@ -51,12 +51,13 @@ TAKES: dict[str, frozenset[str]] = {
     "cat": frozenset(),
     "stat": frozenset(),
     "mb": frozenset({"dry_run"}),
-    # For its lines; not --force, which a line that needs it must give itself.
-    "run": _TREE | _UPLOAD | {"dry_run", "delete", "compare", "max_delete"},
+    # For its lines; not --delete, --max-delete or --force: a line that deletes says so itself.
+    "run": _TREE | _UPLOAD | {"dry_run", "compare"},
 }
-# What a line's command takes only from the line itself, never from the run: each makes
-# it delete more than it names (-r turns ``rm s3://b/k`` into every key below k/).
-OWN_LINE_ONLY: dict[str, frozenset[str]] = {"rm": frozenset({"recursive"})}
+# What a line's command takes only from the line itself, never from the run: each would
+# make it delete more than it names (-r turns ``rm s3://b/k`` into every key below k/,
+# and ``mv`` into a move of all of them).
+OWN_LINE_ONLY: dict[str, frozenset[str]] = {"rm": frozenset({"recursive"}), "mv": frozenset({"recursive"})}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -161,8 +162,9 @@ def parse_arguments(argv: Sequence[str], parser: Optional[argparse.ArgumentParse
     ``base``: the options of a ``run``, for one of its lines: the line's own options
     win; those of the run fill in the rest where the line's command takes them; a line
     may not set the run's connection or output. ``args.given`` names the options
-    written out. ``--force`` is refused on ``run`` and ``-r`` never fills in for ``rm``:
-    what deletes more than a line names is written on that line.
+    written out. ``--delete``, ``--max-delete`` and ``--force`` are refused on ``run``,
+    and ``-r`` never fills in for ``rm`` or ``mv``: what deletes more than a line names
+    is written on that line.
     """
     parser = parser or build_parser()
     args = parser.parse_args(list(argv), namespace=argparse.Namespace())
@@ -542,7 +544,7 @@ class App:
         for action in report.planned:
             self.output.planned(action)
         for notice in report.not_followed:
-            self.output.info(f"s3po: not followed: {notice}")
+            self.output.not_followed(notice.what, notice.message)
         if report.deletes_refused:
             self.output.error(
                 f"refused to delete {report.deletes_refused} objects: more than --max-delete "

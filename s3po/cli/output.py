@@ -49,6 +49,7 @@ class Tally:
     skipped: int = 0
     deleted: int = 0
     failed: int = 0
+    not_followed: int = 0  # symlinks to folders a walk did not enter: notices, not failures
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -137,6 +138,18 @@ class Output:
                 self._clear_bar()
                 arrow = f"{action.source} -> {action.destination}" if action.source else f"{action.destination}"
                 print(f"{action.action}: {arrow}", file=self.stdout, flush=True)
+
+    def not_followed(self, what: str, reason: str) -> None:
+        """A symlink to a folder a walk did not enter: a notice (a JSON record with --json)."""
+        with self._lock:
+            self.tally.not_followed += 1
+        if self.json_lines:
+            with self._lock:
+                self._clear_bar()
+                print(json.dumps({"notice": "not followed", "path": what, "message": reason}),
+                      file=self.stdout, flush=True)
+        else:
+            self.info(f"s3po: not followed: {what} ({reason}: nothing below it was copied or deleted)")
 
     def planned(self, action: TreeAction) -> None:
         """A step of a dry run."""

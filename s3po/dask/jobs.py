@@ -81,7 +81,8 @@ def map_keys(client: Any, conn: "Connection", bucket: str, prefix: str, fn: Call
       still covers them. A shard with failed keys is not recorded: a rerun does it
       again, all its keys (the work must bear being done twice, as copies, downloads
       and deletes do). The same job means the same operation, bucket, prefix,
-      planner and options (``fn`` by its qualified name).
+      planner and options (``fn`` by its qualified name and a digest of its code,
+      defaults and closure).
     - ``report``: where to write the report (``.csv``, else JSON lines; or
       ``report_format="csv"``/``"jsonl"``).
     - ``progress``: called with a JobProgress in this process as each shard finishes.
@@ -254,27 +255,48 @@ def _identity(action: Action, bucket: str, prefix: str, planner: Any) -> dict[st
     return job
 
 
-def _stable(value: Any) -> Any:
-    """``value`` described the same way in every run: a function by its qualified name
-    and a digest of its code and closure (two lambdas of one module, or two closures of
-    one factory, are told apart), anything else by its repr, less the memory addresses
-    a repr may hold."""
+def _stable(value: Any, seen: frozenset[int] = frozenset()) -> Any:
+    """``value`` described the same way in every run of every process.
+
+    A function: its qualified name and a digest of what it does (code, constants,
+    defaults, closure), so that two lambdas of one module, or two closures of one
+    factory, are two jobs. Sets by their sorted members (their order follows the
+    process's hash seed); anything else by its repr, less the memory addresses a repr
+    may hold. ``seen``: the functions being described, so a recursive one ends.
+    """
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, (set, frozenset)):
+        return sorted(repr(_stable(member, seen)) for member in value)
+    if isinstance(value, (list, tuple)):
+        return [_stable(member, seen) for member in value]
+    if isinstance(value, dict):
+        return sorted((repr(_stable(key, seen)), repr(_stable(item, seen))) for key, item in value.items())
     if callable(value) and hasattr(value, "__qualname__"):
         name = f"{getattr(value, '__module__', '')}.{value.__qualname__}"
         code = getattr(value, "__code__", None)
-        if code is None:
+        if code is None or id(value) in seen:
             return name
-        cells = [_stable(cell.cell_contents) for cell in getattr(value, "__closure__", None) or ()]
-        return f"{name} {_code_digest(code, repr(cells))}"
+        seen = seen | {id(value)}
+        captured = [_cell(cell, seen) for cell in getattr(value, "__closure__", None) or ()]
+        defaults = [_stable(getattr(value, "__defaults__", None), seen),
+                    _stable(getattr(value, "__kwdefaults__", None), seen)]
+        return f"{name} {_code_digest(code, repr([captured, defaults]))}"
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
-def _code_digest(code: Any, closure: str) -> str:
+def _cell(cell: Any, seen: frozenset[int]) -> Any:
+    try:
+        return _stable(cell.cell_contents, seen)
+    except ValueError:  # a cell not filled yet
+        return None
+
+
+def _code_digest(code: Any, around: str) -> str:
     """What a function does, as a short digest: its bytecode, constants (nested functions'
-    code included), names and closure; not its file's line numbers, so that moving it
-    does not make another job."""
+    code included), names, and ``around`` (its defaults and closure); not its file's line
+    numbers, so that moving it does not make another job. Bytecode differs between
+    Python versions: a job rerun under another one is another job."""
     digest = hashlib.sha256()
 
     def add(code: Any) -> None:
@@ -284,10 +306,10 @@ def _code_digest(code: Any, closure: str) -> str:
             if hasattr(constant, "co_code"):
                 add(constant)
             else:
-                digest.update(repr(constant).encode())
+                digest.update(repr(_stable(constant)).encode())
 
     add(code)
-    digest.update(closure.encode())
+    digest.update(around.encode())
     return digest.hexdigest()[:16]
 
 
