@@ -291,3 +291,20 @@ def test_the_example_of_the_docs_runs_against_the_embedded_server():
     assert done.returncode == 0, done.stderr[-3000:]
     assert "copied: 600 objects" in done.stdout and "12 of 12 shards skipped" in done.stdout
     assert done.stdout.rstrip().endswith("done")
+
+
+def test_the_semaphore_is_closed_even_when_the_workers_cannot_be_told():
+    closed = []
+
+    class Client:
+        class scheduler:
+            semaphore_close = "close"
+
+        def run(self, *args, **kwargs):
+            raise OSError("a worker went away")
+
+        def sync(self, function, **kwargs):
+            closed.append((function, kwargs))
+
+    dask_jobs._close_semaphore(Client(), "s3po-job")
+    assert closed == [("close", {"name": "s3po-job"})]
