@@ -15,6 +15,7 @@ Retries back off by zero seconds here, so retry tests never really sleep.
 from __future__ import annotations
 
 import io
+import signal
 
 import pytest
 from tlsca import tls_options
@@ -39,6 +40,16 @@ def make_connection(endpoint_url=None, **kwargs) -> s3po.Connection:
         options.update(endpoint_options(endpoint_url))
     options.update(kwargs)
     return s3po.Connection(**options)
+
+
+def interruptible() -> None:
+    """``preexec_fn`` of a child a test interrupts: SIGINT delivered as a terminal's Ctrl-C.
+
+    A shell without job control starts background commands (``make test &``) with
+    SIGINT ignored, and children inherit that: Python then installs no KeyboardInterrupt
+    handler, and the test's Ctrl-C would go unheard.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def endpoint_options(endpoint_url: str) -> dict:

@@ -18,7 +18,7 @@ import time
 import boto3
 import pytest
 
-from s3po_fixtures import FAKE_SECRET, MiB, endpoint_options
+from s3po_fixtures import FAKE_SECRET, MiB, endpoint_options, interruptible
 
 S3PO = os.path.join(os.path.dirname(sys.executable), "s3po")
 BUCKET = "cli-test"
@@ -328,7 +328,7 @@ def test_ctrl_c_aborts_uploads_removes_temporary_files_prints_a_summary_exits_13
     args = ["cp", "-r", source, f"s3://{BUCKET}/t"] if direction == "up" else \
         ["cp", "-r", f"s3://{BUCKET}/t", tmp_path / "out"]
     process = subprocess.Popen([S3PO, "--endpoint-url", proxy.url, "--part-workers", "1", *map(str, args)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         method = "PUT" if direction == "up" else "GET"
         deadline = time.monotonic() + 60

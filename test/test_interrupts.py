@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 import s3po
-from s3po_fixtures import BUCKET, MiB, endpoint_options, make_connection
+from s3po_fixtures import BUCKET, MiB, endpoint_options, interruptible, make_connection
 
 PRELUDES = {"threads": "", "patched": "from gevent import monkey; monkey.patch_all()"}
 
@@ -69,7 +69,7 @@ def _client(url):
 def _interrupt(program, proxy, wait_for_requests):
     """Start ``program``, send SIGINT once the proxy has seen enough; (seconds to exit, stderr)."""
     process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(program)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         assert process.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 60

@@ -21,7 +21,7 @@ from s3po import deleting, treepaths
 from s3po.localtree import walk
 from s3po.treepaths import unsafe_reason
 from s3po.treeplan import Item, TreeOrderError, plan
-from s3po_fixtures import BUCKET, MiB, endpoint_options, make_connection
+from s3po_fixtures import BUCKET, MiB, endpoint_options, interruptible, make_connection
 
 FILES = {
     "a.txt": b"alpha",
@@ -541,7 +541,7 @@ def test_ctrl_c_during_a_tree_leaves_no_multipart_upload_and_no_partial_file(pro
     program = textwrap.dedent(INTERRUPTED.format(endpoint=endpoint_options(proxy.url), direction=direction,
                                                  folder=str(folder), target=str(tmp_path / "out")))
     process = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=interruptible)
     try:
         assert process.stdout.readline().strip() == "ready"
         method = "PUT" if direction == "up" else "GET"
