@@ -11,56 +11,32 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from typing import Iterator
 
-from .treeplan import sort_key
+from .treeplan import Bad, Entry, Item, sort_key
 
-__all__ = ["LocalFile", "Unreadable", "walk"]
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    """A regular file of the tree: its relative path ("/" separators), path, size, mtime."""
-
-    relative: str
-    path: str
-    size: int
-    mtime: float
+__all__ = ["walk"]
 
 
-@dataclass(frozen=True)
-class Unreadable:
-    """An entry that cannot be part of the tree, reported as a failure in its place in the
-    order: a name that is not UTF-8 (code NotUTF8), a folder or file that cannot be
-    looked at (Unreadable), a symlink to a folder (Symlink). ``folder``: a folder whose
-    contents are not known (its relative path ends with "/"). ``said``: as
-    ``treeplan.Bad``'s: "failure", "notice" (a symlink to a folder: not entering it is
-    the walk's rule, not an error) or "nothing" (the silent fence of an entry whose
-    kind is not known, reported as a failure under its bare name)."""
+def walk(root: str) -> Iterator[Entry]:
+    """Every regular file under ``root`` as an Item (its path as location), in S3's order.
 
-    relative: str
-    path: str
-    reason: str
-    code: str = "Unreadable"
-    folder: bool = False
-    said: str = "failure"
-
-
-def walk(root: str) -> Iterator["LocalFile | Unreadable"]:
-    """Every regular file under ``root``, in S3's order. Symlinks to files are followed;
-    symlinks to folders are not entered (a link loop cannot trap the walk): each is
-    reported, so that nothing below it is taken for gone."""
+    What cannot be part of the tree comes as a Bad in its place in the order: a name
+    that is not UTF-8 (code NotUTF8), a folder or file that cannot be looked at
+    (Unreadable), a symlink to a folder (Symlink, a notice: symlinks to files are
+    followed, to folders not, so a link loop cannot trap the walk). A folder among them,
+    whose contents are not known, is a fence, so that nothing below it is taken for gone.
+    """
     yield from _walk(root, "")
 
 
-def _walk(folder: str, relative_folder: str) -> Iterator["LocalFile | Unreadable"]:
+def _walk(folder: str, relative_folder: str) -> Iterator[Entry]:
     try:
         with os.scandir(folder) as found:
             entries = list(found)
     except OSError as exc:
         if relative_folder:
-            yield Unreadable(relative_folder, folder, f"cannot read folder: {exc.strerror}", folder=True)
+            yield Bad(relative_folder, folder, f"cannot read folder: {exc.strerror}", "Unreadable", fence=True)
             return
         raise
     listed: "list[tuple[bytes, os.DirEntry[str], str | OSError]]" = []
@@ -79,22 +55,21 @@ def _walk(folder: str, relative_folder: str) -> Iterator["LocalFile | Unreadable
     for _, entry, kind in listed:
         relative = relative_folder + entry.name + ("/" if kind in FOLDERS else "")
         if kind == UNKNOWN_FOLDER:
-            yield Unreadable(relative + "/", entry.path, "its kind is not known", folder=True, said="nothing")
+            yield Bad(relative + "/", entry.path, "its kind is not known", "Unreadable", fence=True, said="nothing")
         elif not _is_utf8(entry.name):
-            yield Unreadable(relative, entry.path, "name is not valid UTF-8", "NotUTF8", folder=kind in FOLDERS)
+            yield Bad(relative, entry.path, "name is not valid UTF-8", "NotUTF8", fence=kind in FOLDERS)
         elif isinstance(kind, OSError):
-            yield Unreadable(relative, entry.path, f"cannot look at it: {kind.strerror}")
+            yield Bad(relative, entry.path, f"cannot look at it: {kind.strerror}", "Unreadable")
         elif kind == "folder":
             yield from _walk(entry.path, relative)
         elif kind == "linked folder":
-            yield Unreadable(relative, entry.path, "a symlink to a folder", "Symlink", folder=True,
-                             said="notice")
+            yield Bad(relative, entry.path, "a symlink to a folder", "Symlink", fence=True, said="notice")
         else:
             info = _file_stat(entry)
             if isinstance(info, OSError):
-                yield Unreadable(relative, entry.path, f"cannot look at it: {info.strerror}")
+                yield Bad(relative, entry.path, f"cannot look at it: {info.strerror}", "Unreadable")
             elif info is not None:
-                yield LocalFile(relative, entry.path, info.st_size, info.st_mtime)
+                yield Item(relative, entry.path, info.st_size, info.st_mtime)
 
 
 FOLDERS = ("folder", "linked folder")

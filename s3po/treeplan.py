@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Optional, TypeVar, Union
 
 from .parts import choose_part_size, multipart_part_count
 
-__all__ = ["COMPARES", "Bad", "Item", "Step", "TreeOrderError", "checksum_of_file", "ordered", "pairs", "plan",
+__all__ = ["COMPARES", "Bad", "Entry", "Item", "Step", "TreeOrderError", "checksum_of_file", "ordered", "pairs", "plan",
            "sort_key"]
 
 COMPARES = ("size-mtime", "size", "checksum")

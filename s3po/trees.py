@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Mappi
 from .deletestream import DeleteStream
 from .errors import code_and_message, s3_url
 from .identical import identical
-from .localtree import LocalFile, walk
+from .localtree import walk
 from .records import Key
 from .treepaths import Filter, check_apart, folder_prefix, inside, unsafe_reason
 from .treeplan import (
@@ -176,7 +176,7 @@ def upload_tree(connection: "Connection", bucket: str, prefix: str, directory: s
         raise ValueError(f"compare={options.compare!r} cannot see a file and its compressed object as the same "
                          "(their sizes and checksums differ): sync compressed uploads with compare='size-mtime'")
     run = _Run(connection, options, delete_bucket=bucket)
-    source = (_local_item(entry) for entry in walk(directory))
+    source = walk(directory)
     destination = _remote_items(connection, bucket, prefix) if options.sync else iter(())
     same = _same(options.compare, local_is_source=True, part_size=connection.part_size,
                  resized=compress is not None)
@@ -207,8 +207,7 @@ def download_tree(connection: "Connection", bucket: str, prefix: str, directory:
     root_real = os.path.realpath(directory)
     run = _Run(connection, options)
     source = _checked_keys(_remote_items(connection, bucket, prefix, list_from), bucket, prefix)
-    destination = (_local_item(entry) for entry in walk(directory)) \
-        if options.sync and os.path.isdir(directory) else iter(())
+    destination = walk(directory) if options.sync and os.path.isdir(directory) else iter(())
     same = _same(options.compare, local_is_source=False, part_size=connection.part_size, resized=decompress)
 
     def path_of(relative: str) -> str:
@@ -278,12 +277,6 @@ def _planned(source: Iterator[Entry], destination: Iterator[Entry], options: Opt
 
 
 # -- the two sides as sorted streams -----------------------------------------------------------
-
-
-def _local_item(entry: Any) -> Entry:
-    if isinstance(entry, LocalFile):
-        return Item(entry.relative, entry.path, entry.size, entry.mtime)
-    return Bad(entry.relative, entry.path, entry.reason, entry.code, fence=entry.folder, said=entry.said)
 
 
 def _remote_items(connection: "Connection", bucket: str, prefix: str, list_from: Optional[str] = None) -> Iterator[Item]:
