@@ -31,16 +31,6 @@ REGION = "us-east-1"
 POOL_CONNECTIONS = 32      # more than any variant keeps in flight (s3transfer's default is 10)
 
 
-def _reset_peak():
-    """Reset this process's VmHWM to its current RSS (Linux 4.0+); False if it cannot."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
 class Phases(worker.Phases):
     """worker.Phases that also records the baseline RSS and each phase's peak RSS."""
 
@@ -52,7 +42,7 @@ class Phases(worker.Phases):
     def starting(self, name):
         if self.baseline_rss_mib is None:
             self.baseline_rss_mib = worker.status_mib("VmRSS")
-        self._reset = _reset_peak()
+        self._reset = worker.reset_peak()
 
     def ended(self, name, record):
         # Without the reset, VmHWM is the process's peak so far: still an upper bound.

@@ -24,28 +24,25 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import worker
+
 BENCH = Path(__file__).resolve().parent
 SIZES = (20_000, 200_000)
 SERVER_FILES = 2_000
 LIMIT_MIB = 32
 
 
-def rss_kib(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def reset_peak():
-    """Make VmHWM start from now (Linux 4.0+); False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-        return True
-    except OSError:
-        return False
+def _measured(kind, count, sync):
+    """Peak RSS of ``sync()`` (a tree call) above the RSS before it, with the report's counts."""
+    baseline = worker.status_mib("VmRSS")
+    exact = worker.reset_peak()
+    report = sync()
+    peak = worker.status_mib("VmHWM")
+    if baseline is None or peak is None:
+        raise SystemExit("the tree-memory suite reads /proc/self/status: Linux only")
+    return {"kind": kind, "keys": count, "baseline_mib": baseline, "peak_mib": peak,
+            "above_baseline_mib": peak - baseline, "peak_reset": exact,
+            "skipped": report.skipped, "copied": report.transferred, "failed": len(report.failed)}
 
 
 def planner(count):
@@ -67,13 +64,8 @@ def planner(count):
     with conn.mock(buckets=["memory"]):
         for n in range(0, count, every):  # the sources of the copies that will really happen
             conn.upload("memory", f"src/d{n // 1000:04d}/key-{n:08d}.bin", b"x" * 1000)
-        baseline = rss_kib("VmRSS")
-        exact = reset_peak()
-        report = conn.copy_tree("memory", "src", "memory", "dst", sync=True, delete=True)
-        peak = rss_kib("VmHWM")
-    return {"kind": "planner", "keys": count, "baseline_mib": baseline / 1024, "peak_mib": peak / 1024,
-            "above_baseline_mib": (peak - baseline) / 1024, "peak_reset": exact,
-            "skipped": report.skipped, "copied": report.transferred, "failed": len(report.failed)}
+        return _measured("planner", count,
+                         lambda: conn.copy_tree("memory", "src", "memory", "dst", sync=True, delete=True))
 
 
 def server(count):
@@ -90,13 +82,7 @@ def server(count):
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(b"x" * 100)
         conn.upload_tree("memory", "tree", folder)
-        baseline = rss_kib("VmRSS")
-        exact = reset_peak()
-        report = conn.upload_tree("memory", "tree", folder, sync=True)
-        peak = rss_kib("VmHWM")
-    return {"kind": "server", "keys": count, "baseline_mib": baseline / 1024, "peak_mib": peak / 1024,
-            "above_baseline_mib": (peak - baseline) / 1024, "peak_reset": exact,
-            "skipped": report.skipped, "copied": report.transferred, "failed": len(report.failed)}
+        return _measured("server", count, lambda: conn.upload_tree("memory", "tree", folder, sync=True))
 
 
 def measure(kind, count):

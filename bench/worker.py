@@ -53,6 +53,16 @@ def status_mib(field):
     return None
 
 
+def reset_peak():
+    """Reset this process's VmHWM to its current RSS (Linux 4.0+); False if it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_mib():
     """This process's peak resident set, in MiB.
 
