@@ -179,14 +179,23 @@ def _zlib_crc32(data: Any, previous: int) -> int:
     return zlib.crc32(data, previous)
 
 
+# The reflected polynomials, for combining where awscrt has no combine of its own.
+_POLYNOMIALS = {"crc32": (0xEDB88320, 32), "crc32c": (0x82F63B78, 32), "crc64nvme": (0x9A6C9329AC4BC9B5, 64)}
+
+
 def _algorithms() -> dict[str, Algorithm]:
-    found = {"crc32": Algorithm("crc32", 32, _zlib_crc32, _combiner(0xEDB88320, 32))}
+    found = {"crc32": Algorithm("crc32", 32, _zlib_crc32, _combiner(*_POLYNOMIALS["crc32"]))}
     try:
         from awscrt import checksums as crt
     except ImportError:
         return found
-    found["crc32c"] = Algorithm("crc32c", 32, crt.crc32c, crt.combine_crc32c)
-    found["crc64nvme"] = Algorithm("crc64nvme", 64, crt.crc64nvme, crt.combine_crc64nvme)
+    for name in ("crc32c", "crc64nvme"):
+        compute = getattr(crt, name, None)
+        if compute is None:  # an awscrt older than this algorithm
+            continue
+        # awscrt's combine functions are recent (2025); before them, the pure-Python one.
+        combine = getattr(crt, "combine_" + name, None) or _combiner(*_POLYNOMIALS[name])
+        found[name] = Algorithm(name, _POLYNOMIALS[name][1], compute, combine)
     return found
 
 

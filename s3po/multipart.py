@@ -109,10 +109,12 @@ class _WholeObject:
         md5s = [part.digests.md5_digest for part in parts]
         self.etag = multipart_etag(d for d in md5s if d is not None) if None not in md5s else None
         self.crc: Optional[str] = None
-        self._algorithm = crc
-        if crc is not None:
-            self.crc = crc.encode(combine_all(crc, ((part.digests.crc.value, part.size)  # type: ignore[union-attr]
-                                                    for part in parts)))
+        # The whole object's CRC, where every part carries one: a part the store refused
+        # with its CRC went again with Content-MD5 alone.
+        self._algorithm = crc if all(part.digests.crc is not None for part in parts) else None
+        if self._algorithm is not None:
+            self.crc = self._algorithm.encode(combine_all(self._algorithm, (
+                (part.digests.crc.value, part.size) for part in parts)))  # type: ignore[union-attr]
 
     def complete_params(self) -> dict[str, Any]:
         listed = []
@@ -164,14 +166,16 @@ class _WholeObject:
             ctx.connection._say_once("upload:multipart-unconfirmed", f"upload {url}: the store did not confirm "
                                      "the object's full checksum; each part's was confirmed as it arrived")
             return f"{self._algorithm.declared} of each part"
+        ctx.connection._say_once("upload:multipart-size", f"upload {url}: the store confirmed neither the "
+                                 "object's checksum nor its ETag: its size alone checks it")
         return "size"
 
 
 def _send_part(ctx: CallContext, bucket: str, key: str, upload_id: str, part_size: int, checks: UploadChecks,
                number: int, piece: Union[bytes, bytearray], recycle: Callable[[Any], None]) -> SentPart:
-    # MD5 only while the store is not known to verify parts' CRCs: the first parts'
-    # echoes may teach it while later parts are still to be hashed.
-    md5 = checks.md5 and ctx.checks.for_upload("upload_part").md5
+    # MD5 while the store is not known to verify parts' CRCs, as it stands when this part
+    # goes: the first parts' echoes may teach it, and a store that stops echoing unteaches it.
+    md5 = checks.crc is None or ctx.checks.for_upload("upload_part").md5
     digests = ctx.off_hub(Digests, md5, checks.crc, piece, size=len(piece))
     span = ByteRange((number - 1) * part_size, (number - 1) * part_size + len(piece))
     request = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number, "Body": piece}

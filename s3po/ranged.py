@@ -407,6 +407,7 @@ def learn_layout(ctx: CallContext, bucket: str, key: str, response: Mapping[str,
             by_etag.kind == "size" or total > ctx.chunk):
         head = _ask(ctx, retried, f"download {s3_url(bucket, key)}: its stored checksum", Bucket=bucket,
                     Key=key, ChecksumMode="ENABLED", **({"IfMatch": response["ETag"]} if response.get("ETag") else {}))
+        ctx.checks.learn_download(carries_checksum(head))  # a store that keeps none is not asked again
         stored = stored_checksum(head)
     else:
         stored = None

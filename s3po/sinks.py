@@ -80,7 +80,10 @@ class FileSink:
             raise OSError(exc.errno, f"cannot make room for {size} bytes: {exc.strerror}", self.path) from exc
 
     def landing(self, offset: int, size: int) -> memoryview:
-        buffer = self._free.pop() if self._free else None
+        try:
+            buffer: Optional[bytearray] = self._free.pop()  # one step: landings are asked for concurrently
+        except IndexError:
+            buffer = None
         if buffer is None or len(buffer) < size:
             buffer = bytearray(size)
         return memoryview(buffer)[:size]
@@ -149,11 +152,9 @@ class SpoolSink:
         self._inner: Any = MemorySink()
         self._file: Optional[Any] = None
         self._lock = lock  # for the FileSink a large object spools through
-        self.size = 0
 
     def allocate(self, size: int) -> None:
         self.close()
-        self.size = size
         if size <= IN_MEMORY_MAX:
             self._inner = MemorySink()
         else:

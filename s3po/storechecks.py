@@ -131,14 +131,13 @@ class StoreChecks:
         start = known if self.algorithm is not None else False
         # Does the store verify (and echo) checksums on upload, per operation? None: not yet known.
         self._verifies: dict[str, Optional[bool]] = {operation: start for operation in UPLOAD_OPERATIONS}
-        # Does it return stored checksums on a whole GET? None: not yet known.
+        # Does it return stored checksums on a whole GET? None: not yet known. A store
+        # whose checksums are not trusted (a mock's) is never asked, whatever it echoes.
+        self._keeps = keeps_checksums
         self.returns: Optional[bool] = start if keeps_checksums else False
         # Does it answer a ranged GET with the whole object? Learned when it does.
         self.ignores_range = False
         self._aws = is_aws_endpoint(endpoint_url)
-
-    def verifies(self, operation: str) -> Optional[bool]:
-        return self._verifies[operation]
 
     def for_upload(self, operation: str) -> UploadChecks:
         verifies = self._verifies[operation]
@@ -154,7 +153,7 @@ class StoreChecks:
         """
         if echoed:
             self._verifies[operation] = True
-            if self.returns is None or (self.returns is False and not self._aws):
+            if self._keeps and (self.returns is None or (self.returns is False and not self._aws)):
                 self.returns = True  # a store that verifies keeps them too (S3, MinIO)
         elif not self.explicit:
             self._verifies[operation] = False
@@ -186,7 +185,7 @@ class StoreChecks:
         enough to stop asking (each large download would pay for it); an echo later
         makes s3po ask again.
         """
-        if had_checksum:
+        if had_checksum and self._keeps:
             self.returns = True
         elif self.returns is None and not any(self._verifies.values()) and not self._aws:
             self.returns = False

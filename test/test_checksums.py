@@ -88,6 +88,23 @@ def test_the_standard_librarys_crc32_is_combined_without_awscrt():
     assert combine(zlib.crc32(data[:3333]), zlib.crc32(data[3333:]), len(data) - 3333) == zlib.crc32(data)
 
 
+def test_an_awscrt_without_combine_functions_is_combined_in_python(monkeypatch):
+    crt = pytest.importorskip("awscrt.checksums")
+    for name in ("crc32c", "crc64nvme"):
+        monkeypatch.delattr(crt, "combine_" + name)
+    monkeypatch.setattr(checksums, "_available", None)
+    try:
+        found = checksums.available()
+        data = os.urandom(100_000)
+        for name in ("crc32c", "crc64nvme"):
+            algorithm = found[name]
+            combined = algorithm.combine(algorithm.compute(data[:777], 0), algorithm.compute(data[777:], 0),
+                                         len(data) - 777)
+            assert combined == algorithm.compute(data, 0), name
+    finally:
+        checksums._available = None  # the next call finds the real awscrt again
+
+
 def test_checksums_are_encoded_as_s3_sends_them():
     # Base64 of the CRC's big-endian bytes: the CRC32 of "Hello, World!" is 0xec4ac3d0.
     assert crc_of("crc32", b"Hello, World!") == base64.b64encode(bytes.fromhex("ec4ac3d0")).decode() == "7ErD0A=="
@@ -478,6 +495,19 @@ def test_a_store_that_refuses_a_declared_algorithm_gets_a_plain_multipart_upload
     assert conn.download(BUCKET, "big") == data
 
 
+def test_a_store_that_takes_the_declared_algorithm_but_refuses_it_on_parts(proxy):
+    conn = make_connection(proxy.url, retries=3, **SMALL_PARTS)
+    conn.create_bucket(BUCKET)
+    proxy.clear()
+    proxy.add_fault("status", count=100, method="PUT", status=400, code="InvalidArgument",
+                    query_contains="partNumber", header_contains=("x-amz-checksum-crc64nvme", ""))
+    data = os.urandom(11 * MiB)
+    conn.upload(BUCKET, "big", data)  # each part goes again with Content-MD5 alone
+    completion = [r for r in proxy.requests if r.method == "POST" and "uploadId" in r.query]
+    assert completion and not any(n.lower().startswith("x-amz-checksum") for n in completion[-1].headers)
+    assert conn.download(BUCKET, "big") == data
+
+
 def test_a_checksum_you_chose_is_never_dropped(wire_conn, proxy):
     conn = make_connection(proxy.url, retries=3, checksum="crc32")
     proxy.add_fault("status", count=1, method="PUT", status=400, code="InvalidArgument")
@@ -539,6 +569,20 @@ def test_parts_are_learned_apart_from_puts_and_a_part_without_echo_goes_again_wi
     first = [r for r in puts(proxy) if "partNumber=1" in r.query]
     assert "Content-MD5" not in first[0].headers and "Content-MD5" in first[-1].headers
     assert conn.download(BUCKET, "again") == data
+
+
+def test_once_parts_go_unechoed_the_next_ones_carry_content_md5_at_once(proxy):
+    conn = make_connection(proxy.url, retries=3, **{**SMALL_PARTS, "workers": 1})
+    conn.create_bucket(BUCKET)
+    proxy.checksums = ChecksumStore()
+    conn.upload(BUCKET, "teach", os.urandom(11 * MiB))  # parts echoed: the store verifies them
+    proxy.clear()
+    proxy.checksums = _PutsOnly()  # and then it stops
+    data = os.urandom(21 * MiB)  # 5 parts, one at a time
+    conn.upload(BUCKET, "big", data)
+    parts = [r for r in puts(proxy) if "partNumber" in r.query]
+    assert len(parts) == 5 + 1  # the first part again with its MD5; the others with it from the start
+    assert conn.download(BUCKET, "big") == data
 
 
 def test_checksum_crc32c_in_mock_mode_round_trips(tmp_path):
