@@ -145,7 +145,9 @@ class Response:
         try:
             data = self._connection.reader.read(want)
         except BaseException as exc:
-            raise self._broken(exc) from exc
+            self._finish(False)
+            _reraise_interruption(exc)
+            raise self._failure(TransportError("receive", exc)) from exc
         self._account(len(data))
         return bytes(data)
 
@@ -160,7 +162,9 @@ class Response:
                 view = view[:self._left]
             count = self._connection.reader.readinto(view)
         except BaseException as exc:
-            raise self._broken(exc) from exc
+            self._finish(False)
+            _reraise_interruption(exc)
+            raise self._failure(TransportError("receive", exc)) from exc
         self._account(count)
         return int(count)
 
@@ -168,7 +172,8 @@ class Response:
         """Count ``count`` bytes of the body just read (0: the connection ended)."""
         if not count:
             if self._left:  # the connection ended before the body did
-                raise self._broken(http.client.IncompleteRead(b"", self._left))
+                self._finish(False)
+                raise self._failure(TransportError("receive", http.client.IncompleteRead(b"", self._left)))
             self._ended = True
             self._finish(False)  # a body ended by the connection's close
             return
@@ -199,13 +204,17 @@ class Response:
             reader.readline(_MAX_LINE)  # the CRLF after a chunk
         return int(count)
 
-    def _broken(self, exc: BaseException) -> BaseException:
-        self._finish(False)
-        return self._failure(TransportError("receive", exc))
-
     def close(self) -> None:
         if self._release is not None:
             self._finish(False)
+
+
+def _reraise_interruption(exc: BaseException) -> None:
+    """Raise ``exc`` itself when it is not the network's: Ctrl-C, a gevent Timeout, a
+    killed greenlet belong to the caller, and must neither become a failure of the
+    connection nor be retried as one. (The connection, left mid-exchange, is closed.)"""
+    if not isinstance(exc, Exception):
+        raise exc
 
 
 class Pool:
@@ -268,6 +277,7 @@ class Pool:
                 sock.close()
                 raise
         except BaseException as exc:
+            _reraise_interruption(exc)
             raise TransportError("connect", exc) from exc
         return _Connection(sock)
 
@@ -278,11 +288,13 @@ class Pool:
             connection.send(head, body)
         except BaseException as exc:
             connection.close()
+            _reraise_interruption(exc)
             raise TransportError("send", exc) from exc
         try:
             status, reason, headers, version = _read_head(connection.reader)
         except BaseException as exc:
             connection.close()
+            _reraise_interruption(exc)
             raise TransportError("status", exc) from exc
         framing, length = _framing(method, status, headers)
         reusable = (version == "HTTP/1.1" and framing != "close"

@@ -61,6 +61,17 @@ print("finished", flush=True)
 """
 
 
+SINGLE_CALL = """
+{prelude}
+import s3po
+conn = s3po.Connection(**{endpoint!r}, region_name="us-east-1", aws_access_key_id="a",
+                       aws_secret_access_key="b", retries=3)
+print("ready", flush=True)
+conn.{call}
+print("finished", flush=True)
+"""
+
+
 def _client(url):
     return boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b",
                         **endpoint_options(url))
@@ -110,6 +121,25 @@ def test_ctrl_c_stops_a_batch_of_large_uploads_at_once_and_leaves_nothing(proxy,
     assert client.list_multipart_uploads(Bucket="interrupted").get("Uploads", []) == []
     assert client.list_objects_v2(Bucket="interrupted").get("KeyCount") == 0
     assert sorted(os.listdir(tmp_path)) == ["f0", "f1", "f2", "f3"]
+
+
+@pytest.mark.parametrize("call", ["download('interrupted', 'small')", "upload('interrupted', 'new', b'x' * 1000)"])
+@pytest.mark.parametrize("mode", sorted(PRELUDES))
+def test_ctrl_c_of_a_single_call_waiting_on_the_network_is_raised_not_retried(proxy, mode, call):
+    client = _client(proxy.url)
+    client.create_bucket(Bucket="interrupted")
+    client.put_object(Bucket="interrupted", Key="small", Body=b"small")
+    proxy.clear()
+    proxy.latency_s = 3.0  # the answer is held: the call waits on its socket
+    program = SINGLE_CALL.format(prelude=PRELUDES[mode], endpoint=endpoint_options(proxy.url), call=call)
+    method = "GET" if call.startswith("download") else "PUT"
+    seconds, returncode, stderr = _interrupt(program, proxy, lambda: proxy.count(method) >= 1)
+    assert returncode != 0
+    # The program's own wait was interrupted: its traceback runs through the socket
+    # wait (gevent's, once patched), and ends in the KeyboardInterrupt itself.
+    assert stderr.count("Traceback") == 1 and stderr.rstrip().endswith("KeyboardInterrupt"), stderr
+    assert seconds < 2.5, f"{seconds:.1f} s to stop"
+    assert proxy.count(method) == 1 and "attempt 1 of" not in stderr  # raised at once, never retried
 
 
 @pytest.mark.parametrize("scheme", ["http"])  # the uploads' test covers TLS
