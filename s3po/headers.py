@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 from typing import Any, Mapping, Optional
 
 __all__ = ["METADATA_PREFIX", "SUPPORTED_HEADERS", "guess_content_type", "to_put_params"]
 
 METADATA_PREFIX = "x-amz-meta-"
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")  # what an HTTP header name may hold (RFC 9110)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but the tab
 
 # Lower-cased header name -> PutObject / CreateMultipartUpload parameter.
 SUPPORTED_HEADERS: Mapping[str, str] = {
@@ -50,6 +53,8 @@ def to_put_params(headers: Optional[Mapping[str, Any]]) -> dict[str, Any]:
         if not isinstance(name, str):
             raise TypeError(f"header names must be str, not {name!r}")
         lowered = name.strip().lower()
+        if not _TOKEN.fullmatch(lowered):
+            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
         if lowered.startswith(METADATA_PREFIX) and len(lowered) > len(METADATA_PREFIX):
             metadata[lowered[len(METADATA_PREFIX):]] = _text(name, value)
         elif lowered in SUPPORTED_HEADERS:
@@ -80,4 +85,7 @@ def _text(name: str, value: Any) -> str:
         return str(value)
     if not isinstance(value, str):
         raise TypeError(f"header {name!r} must be a str, not {type(value).__name__}")
+    if _CONTROL.search(value):
+        # A line break would end the header and start another (header injection).
+        raise ValueError(f"header {name!r} has a control character (a line break?) in its value")
     return value

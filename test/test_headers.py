@@ -5,6 +5,7 @@ import datetime
 import pytest
 
 from s3po.headers import guess_content_type, to_put_params
+from s3po_fixtures import BUCKET
 
 
 def test_known_headers_map_case_insensitively():
@@ -64,3 +65,15 @@ def test_header_values_must_be_text():
 ])
 def test_content_type_is_guessed_from_the_extension_only(key, expected):
     assert guess_content_type(key) == expected
+
+
+@pytest.mark.parametrize("headers", [{"x-amz-meta-a": "v\r\nX-Injected: yes"}, {"Content-Type": "text/plain\n"},
+                                     {"x-amz-meta-a": "nul\x00"}, {"x-amz-meta-a b": "v"}, {"x-amz-meta-a:b": "v"}])
+def test_a_header_that_would_break_the_request_is_refused_before_any_request(wire_conn, proxy, headers):
+    with pytest.raises(ValueError, match="header"):
+        to_put_params(headers)
+    proxy.clear()
+    with pytest.raises(ValueError, match="header"):
+        wire_conn.upload(BUCKET, "k", b"x", headers=headers)
+    assert proxy.requests == []
+    assert to_put_params({"x-amz-meta-a": "tab\tinside"}) == {"Metadata": {"a": "tab\tinside"}}
