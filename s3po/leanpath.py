@@ -32,7 +32,7 @@ import ssl
 import urllib.parse
 import uuid
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
@@ -109,8 +109,8 @@ class Request:
     endpoint: Endpoint
     method: str
     target: str  # path and query, as sent
-    headers: dict[str, str]
-    body: Any
+    headers: dict[str, str] = field(repr=False)  # Authorization, a session token: never in a repr
+    body: Any = field(repr=False)
 
     @property
     def url(self) -> str:
@@ -165,7 +165,9 @@ class LeanPath:
         if bucket in self._routes:
             return self._routes[bucket]
         route = None
-        if not bucket.endswith("--x-s3"):  # S3 Express directory buckets: session auth, botocore's
+        # S3 Express directory buckets (session auth) and ARNs (access points, Object
+        # Lambda, Outposts, Multi-Region: other signing services and rules): botocore's.
+        if not bucket.endswith("--x-s3") and not bucket.startswith("arn:"):
             route = self._route_botocore_takes(bucket)
         self._routes[bucket] = route
         return route
@@ -192,7 +194,8 @@ class LeanPath:
         if isinstance(authorization, bytes):
             authorization = authorization.decode("ascii", "replace")
         credential = authorization.partition("Credential=")[2].partition(",")[0].split("/")
-        if not authorization.startswith("AWS4-HMAC-SHA256 ") or len(credential) != 5 or parts.query:
+        if not authorization.startswith("AWS4-HMAC-SHA256 ") or len(credential) != 5 or parts.query \
+                or credential[3] != "s3":  # signed for another service than the one s3po signs for
             return None
         if not parts.path.endswith(f"/{probe}"):
             return None

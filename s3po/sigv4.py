@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping, Optional
 
@@ -33,7 +33,7 @@ def timestamp(now: datetime) -> str:
 
 @dataclass(frozen=True)
 class _Key:
-    secret: str
+    secret: str = field(repr=False)
     day: str
     region: str
 

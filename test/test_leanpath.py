@@ -185,6 +185,10 @@ def test_per_request_and_per_bucket_fallbacks():
     assert not lean.serves("get_object", {"Bucket": "bkt", "Key": "k", "SSECustomerKey": "x"})
     assert not lean.serves("get_object", {"Bucket": "express--use1-az4--x-s3", "Key": "k"})
     assert not lean.serves("list_objects_v2", {"Bucket": "bkt"})
+    # ARNs (Object Lambda signs for another service; Outposts, Multi-Region Access Points...).
+    for arn in ("arn:aws:s3-object-lambda:us-west-2:123456789012:accesspoint/olap",
+                "arn:aws:s3:us-west-2:123456789012:accesspoint/ap"):
+        assert not lean.serves("get_object", {"Bucket": arn, "Key": "k"})
     # A handler the program registers on the client sees every request from then on.
     conn.client.meta.events.register("before-send.s3", lambda **kwargs: None)
     assert not lean.serves("get_object", {"Bucket": "bkt", "Key": "k"})
@@ -340,3 +344,15 @@ def test_rotating_credentials_never_sign_a_request_after_they_expired(proxy):
         assert record.headers["X-Amz-Security-Token"] == f"token{int(access_key[-4:])}"
         signed_by.add(access_key)
     assert len(signed_by) >= 3
+
+
+def test_a_signed_request_and_a_signing_key_keep_their_secrets_out_of_their_reprs():
+    from s3po import sigv4
+    from s3po.httppool import Endpoint
+    from s3po.leanpath import Request
+
+    request = Request(Endpoint("http", "h"), "GET", "/b/k",
+                      {"Authorization": "AWS4-HMAC-SHA256 Credential=AKID/x, Signature=sig",
+                       "X-Amz-Security-Token": "token-secret"}, b"")
+    assert "Signature" not in repr(request) and "token-secret" not in repr(request)
+    assert "the-secret" not in repr(sigv4._Key("the-secret", "20261201", "us-east-1"))
