@@ -2,7 +2,7 @@
 
 from gevent import monkey
 
-monkey.patch_all()
+monkey.patch_all()  # before anything imports ssl or sockets
 
 from s3po.cli import run  # noqa: E402  (after patching, on purpose)
 

@@ -134,6 +134,17 @@ def test_what_deletes_more_than_a_line_names_is_never_filled_in_by_the_run(s3po_
     assert keys(client) == ["j/below", "k/below", "moved", "other"]  # the keys named, not what is below them
 
 
+@pytest.mark.parametrize("line", ["cp - s3://{b}/piped", "cp s3://{b}/k -"])
+def test_a_line_of_run_cannot_use_standard_input_or_output(s3po_cli, client, tmp_path, line):
+    put(client, "k")
+    script = tmp_path / "commands"
+    script.write_text(f"mb s3://{BUCKET}-made\n" + line.format(b=BUCKET) + "\n")
+    status, _, err = s3po_cli("run", script)
+    assert status == 2 and "line 2" in err and "'-'" in err
+    assert keys(client) == ["k"]
+    assert f"{BUCKET}-made" not in [b["Name"] for b in client.list_buckets()["Buckets"]]  # nothing ran
+
+
 @pytest.mark.parametrize("line", ["ls -j 4 s3://{b}/", "ls --endpoint-url http://127.0.0.1:9 s3://{b}/",
                                   "ls --json s3://{b}/", "cat --recursive s3://{b}/k"])
 def test_a_line_of_run_cannot_set_what_belongs_to_the_whole_run(s3po_cli, client, tmp_path, line):

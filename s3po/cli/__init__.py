@@ -9,9 +9,13 @@ does not either, only running the command does.
 
 def run() -> None:
     """The console script ``s3po``."""
+    import gevent
     from gevent import monkey
 
-    monkey.patch_all()
+    monkey.patch_all()  # a second call (after ``python -m s3po``'s) changes nothing
+    hub = gevent.get_hub()
+    # Ctrl-C is the command's to report (a summary, exit 130), not the hub's to print.
+    hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
 
     import sys
 

@@ -30,7 +30,7 @@ from .urls import Local, Location, S3Url, Stdio, UsageError, has_wildcard, parse
 __all__ = ["main"]
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
-COMMANDS = ("ls", "cp", "sync", "mv", "rm", "cat", "du", "stat", "mb", "run")
+CLEANUP_TIMEOUT_S = 60  # the most a run waits, once stopped, for its lines to clean up
 DEFAULT_MAX_DELETE = 1000
 CHUNK = MiB
 
@@ -571,8 +571,10 @@ class App:
                     raise UsageError("run cannot run run")
                 line_args = parse_arguments(words, self.parser, args)
                 for name in ("url", "source", "destination"):  # bad URLs stop the run before it starts
-                    if getattr(line_args, name, None) is not None:
-                        parse(getattr(line_args, name))
+                    if getattr(line_args, name, None) is not None and isinstance(
+                            parse(getattr(line_args, name)), Stdio):
+                        # Lines run together: one standard input (or output) cannot serve them.
+                        raise UsageError("'-' (standard input or output) cannot be used in a line of run")
                 commands.append((number, line, line_args))
             except (UsageError, ValueError) as exc:
                 raise UsageError(f"{args.file}, line {number}: {exc}") from None
@@ -595,9 +597,16 @@ class App:
         summary, self.output.summary = self.output.summary, lambda **_: None  # type: ignore[method-assign]
         try:
             pool = gevent.pool.Pool(max(1, args.jobs))
-            for number, line, line_args in commands:
-                pool.spawn(one, number, line, line_args)
-            pool.join(raise_error=True)
+            try:
+                for number, line, line_args in commands:
+                    pool.spawn(one, number, line, line_args)
+                pool.join(raise_error=True)
+            except BaseException:
+                # Ctrl-C reaches this greenlet alone: the lines' greenlets are stopped so
+                # that their calls are cancelled as a batch's are (multipart uploads
+                # aborted, temporary files removed) before the run ends.
+                pool.kill(block=True, timeout=CLEANUP_TIMEOUT_S)
+                raise
         finally:
             self.output.summary = summary  # type: ignore[method-assign]
         self.output.summary()
