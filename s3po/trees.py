@@ -391,6 +391,9 @@ class _Run:
         self._planning_done = False
         self._last_tick = 0.0
         self._batch: Optional["Batch"] = None
+        # The first exception of the progress callback: it stops the tree (from the
+        # thread running it), and is never taken for a failure of the transfer it reported.
+        self._callback_error: Optional[BaseException] = None
         self._deletes: Optional[DeleteStream] = None
         # Calls in flight by the key their failure names: at most the batch's size of them.
         self._in_flight: dict[str, TreeAction] = {}
@@ -461,7 +464,14 @@ class _Run:
                 self._drain_failures()
             self._drain_failures()  # taken here, each failure is in the report, not logged by the batch
         self._notify(None)
+        self._raise_callback_error()
         return self.report
+
+    def _raise_callback_error(self) -> None:
+        """Raise what the progress callback raised: here, the batch's block ends on it,
+        and its calls in flight are stopped as on Ctrl-C."""
+        if self._callback_error is not None:
+            raise self._callback_error
 
     def _delete_stream(self) -> ContextManager[Optional[DeleteStream]]:
         options = self._options
@@ -558,6 +568,7 @@ class _Run:
         self._notify(TreeAction(described.action, described.source, described.destination, described.size, failure))
 
     def _drain_failures(self) -> None:
+        self._raise_callback_error()
         if self._deletes is not None:
             self._deletes.tell()
         batch = self._batch
@@ -607,4 +618,9 @@ class _Run:
                 skipped=self.report.skipped, deleted=self.report.deleted, failed=len(self.report.failed),
                 planning_done=self._planning_done, event=event)
         with self._notify_lock:
-            callback(snapshot)
+            if self._callback_error is not None:
+                return  # stopping: it is not called again
+            try:
+                callback(snapshot)
+            except Exception as exc:
+                self._callback_error = exc

@@ -354,3 +354,15 @@ def test_ctrl_c_aborts_uploads_removes_temporary_files_prints_a_summary_exits_13
     else:
         left = [p.name for p in (tmp_path / "out").rglob("*")] if (tmp_path / "out").exists() else []
         assert not any("s3po-part" in name or name.startswith("big") for name in left), left
+
+
+def test_a_transfer_whose_output_goes_away_stops_and_says_it_did_not_finish(server_url, client, tmp_path):
+    client.create_bucket(Bucket=BUCKET)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(300):
+        (folder / f"f{n:03d}").write_bytes(b"x" * 100)
+    command = f"{S3PO} --endpoint-url {server_url} cp -r --json {folder} s3://{BUCKET}/p | head -1"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert len(done.stdout.splitlines()) == 1 and "never looked at" not in done.stderr

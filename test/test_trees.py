@@ -6,6 +6,7 @@ LastModified headers, interrupted trees) runs against the moto server on 127.0.0
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -560,3 +561,23 @@ def test_ctrl_c_during_a_tree_leaves_no_multipart_upload_and_no_partial_file(pro
         assert client.list_objects_v2(Bucket="interrupted").get("KeyCount") == 0
     else:
         assert not (tmp_path / "out").exists() or read_tree(tmp_path / "out") == {}
+
+
+def test_a_progress_callback_that_raises_stops_the_tree_and_fails_no_transfer(wire, tmp_path, capfd, caplog):
+    source = make_tree(tmp_path / "src", {f"f{n:02d}": b"x" * 100 for n in range(40)})
+    reported = []
+
+    def progress(snapshot):
+        if snapshot.event is not None and snapshot.event.action == "upload":
+            reported.append(snapshot.event)
+            raise BrokenPipeError(32, "the reader went away")
+
+    caplog.set_level(logging.INFO, logger="s3po")
+    with pytest.raises(BrokenPipeError):
+        wire.upload_tree(BUCKET, "p", source, progress=progress, jobs=4)
+    assert len(reported) == 1  # not called again once it raised
+    stored = wire.list(BUCKET, "p/")
+    assert 1 <= len(list(stored)) < 40
+    # The transfer it reported succeeded: nothing says it, or any other, failed.
+    assert not [r for r in caplog.records if "failed" in r.getMessage()], caplog.text
+    assert "never looked at" not in capfd.readouterr().err

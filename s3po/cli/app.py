@@ -30,6 +30,7 @@ from .urls import Local, Location, S3Url, Stdio, UsageError, has_wildcard, parse
 __all__ = ["main"]
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
+READERS = frozenset({"ls", "cat", "du", "stat"})  # commands whose output is all they do
 CLEANUP_TIMEOUT_S = 60  # the most a run waits, once stopped, for its lines to clean up
 DEFAULT_MAX_DELETE = 1000
 CHUNK = MiB
@@ -212,7 +213,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return INTERRUPTED
     except BrokenPipeError:
         _quiet_broken_pipe()
-        return OK
+        # ``cat ... | head`` read what it wanted; a transfer whose output went away stopped
+        # before it was done.
+        return OK if args.command in READERS else FAILED
     except Exception as exc:
         expected = _expected(exc)
         if expected is None:
