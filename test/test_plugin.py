@@ -72,6 +72,20 @@ def test_the_fixtures_work_in_a_users_test_module(tmp_path, how):
     assert "6 passed" in done.stdout
 
 
+def test_the_readmes_example_runs(tmp_path):
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    section = readme.partition("## A pytest plugin for your tests")[2]
+    example = section.partition("```python\n")[2].partition("```")[0]
+    job = ("import s3po\n\n"
+           "def my_job(conn):\n"
+           "    conn.upload('outbox', 'result.csv', conn.download('inbox', 'data.csv').upper())\n\n")
+    (tmp_path / "test_readme.py").write_text(job + example)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_readme.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout
+
+
 def test_without_the_plugin_the_fixtures_are_absent(tmp_path):
     (tmp_path / "test_sample.py").write_text("def test_x(s3po_mock):\n    pass\n")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:s3po",
