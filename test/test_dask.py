@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from s3po_fixtures import make_connection
+from s3po_fixtures import MiB, make_connection
 
 import s3po
 from s3po.jobs import Copy, Download, MapKeys, planners
@@ -155,6 +155,20 @@ def test_slowdown_is_retried_within_the_cluster_wide_cap(conn, proxy, cluster):
     assert 2 <= proxy.max_in_flight <= 3  # 2 workers x 8 threads would have sent 16 at once
     # The job's semaphore is gone from the workers: none keeps refreshing leases for it.
     assert set(cluster.run(lambda: len(dask_jobs._semaphores)).values()) == {0}
+
+
+def test_the_cluster_wide_cap_counts_the_ranges_of_large_objects_too(conn, proxy, cluster):
+    for n in range(3):
+        conn.upload(SRC, f"large/{n}", os.urandom(20 * MiB))
+    proxy.clear()
+    proxy.latency_s = 0.05
+    report = s3po.dask.audit_prefix(cluster, make_connection(proxy.url, part_size=5 * MiB), SRC, "large/",
+                                    planner=planners.whole(), jobs_per_worker=4, max_in_flight=2)
+    assert report.ok and report.succeeded == 3
+    assert len([r for r in proxy.requests if r.method == "GET" and "large/" in r.path]) >= 12  # ranged
+    assert proxy.max_in_flight <= 2  # 3 objects of 4 ranges at once would have been up to 12
+    for n in range(3):
+        conn.delete(SRC, f"large/{n}")
 
 
 def test_download_prefix_writes_every_file_and_nothing_outside(conn, proxy, cluster, tmp_path):

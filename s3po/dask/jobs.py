@@ -72,8 +72,9 @@ def map_keys(client: Any, conn: "Connection", bucket: str, prefix: str, fn: Call
     - ``planner``: how the prefix is cut into shards (``s3po.jobs.planners``;
       default ``by_sampling()``, shards of about 10,000 keys).
     - ``jobs_per_worker`` (16): keys processed at once in each task, so calls in flight.
-    - ``max_in_flight``: a cap on the calls in flight across the whole cluster, held
-      by a ``distributed.Semaphore`` (each of a task's threads holds a lease).
+    - ``max_in_flight``: a cap on the requests in flight across the whole cluster, held
+      by a ``distributed.Semaphore`` (each of a task's threads holds a lease while its
+      call runs; with a cap, a call moves one part or range at a time).
     - ``retries`` (2): Dask's retries of a task that failed (its listing failed after
       s3po's retries). A task lost with its worker is rerun by Dask anyway.
     - ``ledger``: a folder or ``s3://bucket/prefix`` (not inside the job's prefix)
@@ -193,6 +194,7 @@ def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Acti
     window = tasks_in_flight or max(2, 2 * sum(client.nthreads().values()))
     shards = iter(planner(conn, bucket, prefix))
     running: dict[Any, ShardLike] = {}
+    task_conn = _one_request_a_call(conn) if max_in_flight is not None else conn
     completed = distributed.as_completed()
     state = {"planned": 0, "planning_done": False}
 
@@ -214,7 +216,7 @@ def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Acti
                 writer.add(earlier, from_ledger=True)
                 tell()
                 continue
-            future = client.submit(_task, conn, shard, action, jobs_per_worker, lease_name, max_in_flight,
+            future = client.submit(_task, task_conn, shard, action, jobs_per_worker, lease_name, max_in_flight,
                                    key=f"s3po-{action.name}-{shard.id}-{run_id}", retries=retries, pure=False)
             running[future] = shard
             completed.add(future)
@@ -367,6 +369,15 @@ def _forget_semaphore(name: str) -> None:
     callback = getattr(found, "refresh_callback", None)
     if callback is not None:
         callback.stop()
+
+
+def _one_request_a_call(conn: "Connection") -> "Connection":
+    """``conn`` moving one part or range at a time: under a cluster-wide cap each call
+    holds one lease, so a call fetching ranges (or sending parts) side by side would
+    make the cap count calls, not the requests in flight it promises."""
+    if conn.workers == 1:
+        return conn
+    return type(conn)(**{**conn._arguments, "workers": 1})
 
 
 def _task(conn: "Connection", shard: ShardLike, action: Action, jobs: int, lease_name: Optional[str],
