@@ -6,6 +6,7 @@ batch that any thread or greenlet may add to and that ``Connection.wait`` waits 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -255,7 +256,11 @@ class Batch:
         return call
 
     def _wait_for_room(self) -> None:
-        _plainly_interrupted(self._room.acquire)
+        # From a callback on one of the Connection's threads, the room may be held by
+        # calls queued behind it: the threads make room for one more while it waits.
+        workers = self._connection._native_workers
+        with workers.waiting() if workers is not None else contextlib.nullcontext():
+            _plainly_interrupted(self._room.acquire)
 
     def _return_room(self, call: Call[Any]) -> None:
         """Give back the room ``call`` took in the batch; once, whoever asks first."""

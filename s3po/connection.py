@@ -353,11 +353,11 @@ class Connection(LegacyNames):
         """The native threads that run batch and background calls in an unpatched program."""
         workers = self._native_workers
         if workers is None:
-            self._check_open()
-            workers = NativeWorkers(self.max_connections, "s3po-call")
-            if self._native_workers is None:
-                self._native_workers = workers
-            workers = self._native_workers
+            with self._setup_lock:  # one pool, or a second could escape close()
+                self._check_open()
+                if self._native_workers is None:
+                    self._native_workers = NativeWorkers(self.max_connections, "s3po-call")
+                workers = self._native_workers
         return workers
 
     # -- concurrency -----------------------------------------------------------------
@@ -408,9 +408,11 @@ class Connection(LegacyNames):
             self._release()
 
     def _release(self) -> None:
-        self._closed = True
-        if self._native_workers is not None:
-            self._native_workers.close()
+        with self._setup_lock:  # no pool of threads is made after this one is closed
+            self._closed = True
+            workers = self._native_workers
+        if workers is not None:
+            workers.close()
         client, self._client = self._client, None
         if client is not None:
             client.close()

@@ -13,11 +13,12 @@ gevent already.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import time
 import weakref
-from typing import Any, Callable, Optional, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence, TypeVar
 
 from .errors import Cancelled
 
@@ -282,6 +283,11 @@ class NativeWorkers:
     Threads start on demand, at most ``size`` of them, are reused by every batch and
     background call of the Connection, and end after ``idle_s`` without work, or when
     the Connection closes. So a program making many batches never grows threads.
+
+    A job of these threads may wait for jobs it queued itself (a batch callback that
+    adds calls to a full batch waits for room the queued calls hold): while it waits
+    (``waiting``), one thread more may run, or every thread could wait on jobs none
+    is free to run.
     """
 
     def __init__(self, size: int, name: str, idle_s: float = 30.0) -> None:
@@ -290,13 +296,11 @@ class NativeWorkers:
         self._idle_s = idle_s
         self._jobs: Any = _NATIVE.queue()
         self._lock = _NATIVE.lock()
-        self._idle = 0
+        self._idle = 0  # threads waiting for a job that none has been promised
+        self._unserved = 0  # jobs queued that no thread has been promised
+        self._waiting = 0  # threads whose job waits on other jobs (see ``waiting``)
         self._threads: set[Any] = set()
         self._closed = False
-
-    @property
-    def threads(self) -> int:
-        return len(self._threads)
 
     def submit(self, job: Callable[[], Any]) -> None:
         with self._lock:
@@ -304,12 +308,35 @@ class NativeWorkers:
                 raise RuntimeError("this Connection is closed")
             if self._idle:
                 self._idle -= 1  # that thread will take this job
-            elif len(self._threads) < self._size:
-                thread = _original("threading", "Thread")(target=self._serve, name=self._name, daemon=True)
-                self._threads.add(thread)
-                thread.start()
-            # else: every thread is busy; the job waits for the first one free.
+            elif not self._start_thread():
+                self._unserved += 1  # every thread is busy; the first one free takes it
         self._jobs.put(job)
+
+    def _start_thread(self) -> bool:
+        """Start a thread, promised a queued job, if the cap allows (under the lock)."""
+        if len(self._threads) >= self._size + self._waiting:
+            return False
+        thread = _original("threading", "Thread")(target=self._serve, name=self._name, daemon=True)
+        self._threads.add(thread)
+        thread.start()
+        return True
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Around a wait of one of these threads for other jobs of theirs: meanwhile a
+        thread more may run a job queued behind it (outside these threads, nothing)."""
+        if _original("threading", "current_thread")() not in self._threads:
+            yield
+            return
+        with self._lock:
+            self._waiting += 1
+            if self._unserved and self._start_thread():
+                self._unserved -= 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def _serve(self) -> None:
         current_thread = _original("threading", "current_thread")()
@@ -330,7 +357,10 @@ class NativeWorkers:
                 finally:
                     del job  # nothing of it (a call's arguments, its handle) outlives it here
                     with self._lock:
-                        self._idle += 1
+                        if self._unserved:
+                            self._unserved -= 1  # promised one of the jobs queued meanwhile
+                        else:
+                            self._idle += 1
         finally:
             with self._lock:
                 self._threads.discard(current_thread)

@@ -704,6 +704,28 @@ def test_a_callback_may_add_background_calls_to_a_full_pool(proxy, mode):
     assert run_in(mode, proxy, CALLBACKS_ADD_CALLS, max_connections=2).stdout.strip() == "OK"
 
 
+CALLBACKS_FAN_OUT_IN_A_FULL_BATCH = """
+conn.create_bucket(BUCKET)
+for n in range(4):
+    conn.upload(BUCKET, f"src{n}", f"source {n}".encode())
+with conn.batch(4) as batch:
+    def fan_out(n):
+        # Three calls from each callback, into a batch its own queued calls keep full.
+        return lambda data: [batch.upload(BUCKET, f"dst{n}-{m}", data.upper()) for m in range(3)]
+    for n in range(4):
+        batch.download(BUCKET, f"src{n}", callback=fan_out(n))
+assert not batch.errors(), batch.errors()
+assert len(list(conn.list(BUCKET, "dst"))) == 12
+print("OK")
+"""
+
+
+@modes
+def test_callbacks_may_add_several_calls_to_a_full_batch_without_a_deadlock(proxy, mode):
+    result = run_in(mode, proxy, CALLBACKS_FAN_OUT_IN_A_FULL_BATCH, max_connections=2)
+    assert result.stdout.strip() == "OK"
+
+
 # -- reports of failures nobody looked at -----------------------------------------------------
 
 WAITED_NOT_CLOSED = """
