@@ -212,6 +212,16 @@ def test_mv_r_deletes_each_source_as_it_arrives_and_counts_it(s3po_cli, client, 
     assert keys(client) == [f"moved/{n}" for n in range(5)]
 
 
+def test_mv_r_to_a_folder_takes_folder_markers_too(s3po_cli, client, tmp_path):
+    put(client, "m/a", "m/dir/", "m/dir/b", "m/empty/")
+    (tmp_path / "out" / "dir").mkdir(parents=True)  # one folder is there already
+    status, _, err = s3po_cli("mv", "-r", f"s3://{BUCKET}/m", tmp_path / "out")
+    assert status == 0, err
+    assert keys(client) == []
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*")) == [
+        "a", "dir", "dir/b", "empty"]
+
+
 def test_rm_du_and_ls_r_show_progress(s3po_cli, client, server_url, capsys, monkeypatch):
     monkeypatch.setenv("S3PO_PROGRESS_INTERVAL", "0")
     put(client, "p/a", "p/b")

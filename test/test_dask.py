@@ -148,7 +148,9 @@ def test_slowdown_is_retried_within_the_cluster_wide_cap(conn, proxy, cluster):
     proxy.latency_s = 0.02
     proxy.add_fault("status", count=12, method="PUT", status=503, code="SlowDown")
     patient = make_connection(proxy.url, retries=12)  # more attempts than faults: none can run out
-    report = s3po.dask.copy_prefix(cluster, patient, SRC, "data/5/", DST, "capped/", planner=lambda c, b, p: shards,
+    # The planner gives one shard twice: its keys are copied once.
+    report = s3po.dask.copy_prefix(cluster, patient, SRC, "data/5/", DST, "capped/",
+                                   planner=lambda c, b, p: shards + shards[:1],
                                    jobs_per_worker=8, max_in_flight=3, skip_identical=False)
     assert report.ok and report.succeeded == KEYS // FOLDERS
     assert len([r for r in proxy.requests if r.status == 503]) == 12
@@ -236,6 +238,10 @@ def test_jobs_refuse_what_cannot_travel_or_run():
         s3po.dask.copy_prefix(None, s3po.Connection(), SRC, "a", SRC, "a/copy")
     with pytest.raises(ValueError, match="its own ledger"):
         s3po.dask.delete_prefix(None, s3po.Connection(), SRC, "a", ledger=f"s3://{SRC}/a/_ledger/")
+    with pytest.raises(ValueError, match="tasks_in_flight"):
+        s3po.dask.delete_prefix(None, s3po.Connection(), SRC, "a", tasks_in_flight=-1)
+    with pytest.raises(ValueError, match="host.*pid"):
+        s3po.dask.download_prefix(None, s3po.Connection(), SRC, "a", "/data/{worker}/out")
 
 
 def f(conn, key):

@@ -658,9 +658,13 @@ class _Mover:
     def progress(self, snapshot: TreeProgress) -> None:
         event = snapshot.event
         self._output.tree_progress(snapshot)
-        if not self._move or event is None or event.error is not None or \
-                event.action not in ("upload", "download", "copy"):
+        # What arrived, and a folder marker whose folder is already there: each source goes.
+        arrived = event is not None and event.error is None and (
+            event.action in ("upload", "download", "copy", "mkdir")
+            or (event.action == "skip" and (event.source or "").endswith("/")))
+        if not self._move or not arrived:
             return
+        assert event is not None
         source = event.source or ""
         if self._deletes is not None:
             self._deletes.add(source[len(s3_url(self._bucket, "")):])

@@ -126,6 +126,11 @@ def download_prefix(client: Any, conn: "Connection", bucket: str, prefix: str, t
     """
     if not isinstance(target, str) or not target:
         raise TypeError(f"target must be a folder's path (str), not {target!r}")
+    try:
+        target.format(host="host", pid=0)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"target {target!r} may name {{host}} and {{pid}} only (double other braces): "
+                         f"{exc!r}") from None
     prefix = _folder(prefix)
     return _run(client, conn, bucket, prefix, Download(prefix, target, decompress), **options)
 
@@ -174,6 +179,8 @@ def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Acti
     check_positive_int("jobs_per_worker", jobs_per_worker)
     if max_in_flight is not None:
         check_positive_int("max_in_flight", max_in_flight)
+    if tasks_in_flight is not None:
+        check_positive_int("tasks_in_flight", tasks_in_flight)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be an integer >= 0, not {retries!r}")
     if progress is not None and not callable(progress):
@@ -194,6 +201,7 @@ def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Acti
     window = tasks_in_flight or max(2, 2 * sum(client.nthreads().values()))
     shards = iter(planner(conn, bucket, prefix))
     running: dict[Any, ShardLike] = {}
+    submitted: set[str] = set()  # shard ids of this run: ids only, not keys
     task_conn = _one_request_a_call(conn) if max_in_flight is not None else conn
     completed = distributed.as_completed()
     state = {"planned": 0, "planning_done": False}
@@ -210,6 +218,9 @@ def _run(client: Any, conn: "Connection", bucket: str, prefix: str, action: Acti
             if shard is None:
                 state["planning_done"] = True
                 return
+            if shard.id in submitted:
+                continue  # a planner that gave the same shard twice: its keys once
+            submitted.add(shard.id)
             state["planned"] += 1
             earlier = finished.pop(shard.id, None)
             if earlier is not None:
